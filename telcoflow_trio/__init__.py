@@ -1,0 +1,104 @@
+"""telcoflow_trio: a trio-native, structured-concurrency SDK for Telcoflow voice agents.
+
+The library configures no logging handlers; its loggers live under ``telcoflow_trio``.
+"""
+
+import logging
+
+from ._version import __version__
+from .config import (
+    DEFAULT_BUFFER_SIZE,
+    PRODUCTION_BASE_URL,
+    CallAudioConfig,
+    CallFlowBuilder,
+    CallFlowConfig,
+    SessionManagerConfig,
+)
+from .enums import (
+    CALL_ERROR,
+    CALL_TERMINATED,
+    AudioMode,
+    CallErrorCode,
+    CallEvent,
+    CallState,
+    ChannelType,
+    CloseReason,
+    InboundCallMode,
+    MessageErrorCode,
+    SessionActivityType,
+)
+from .errors import (
+    BufferClosedError,
+    BufferFullError,
+    WrongChannelError,
+    WSSAuthenticationError,
+    WSSCallClosedError,
+    WSSCallCommandError,
+    WSSCallCommandTimeoutError,
+    WSSCallError,
+    WSSCallStateError,
+    WSSChannelNotConfigured,
+    WSSConnectionError,
+    WSSError,
+    WSSForbidden,
+    WSSInvalidRequest,
+    WSSOutboundOverflow,
+    WSSQuotaExceeded,
+    WSSSessionAlreadyExists,
+    WSSSessionBusy,
+    WSSSessionClosed,
+    WSSSessionError,
+    WSSSessionNotFound,
+    WSSSessionNotOpen,
+)
+from .protocol.rest import CloseResult, SessionInfo
+from .results import CommandResult, SendMessageResult
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "CALL_ERROR",
+    "CALL_TERMINATED",
+    "DEFAULT_BUFFER_SIZE",
+    "PRODUCTION_BASE_URL",
+    "AudioMode",
+    "BufferClosedError",
+    "BufferFullError",
+    "CallAudioConfig",
+    "CallErrorCode",
+    "CallEvent",
+    "CallFlowBuilder",
+    "CallFlowConfig",
+    "CallState",
+    "ChannelType",
+    "CloseReason",
+    "CloseResult",
+    "CommandResult",
+    "InboundCallMode",
+    "MessageErrorCode",
+    "SendMessageResult",
+    "SessionActivityType",
+    "SessionInfo",
+    "SessionManagerConfig",
+    "WSSAuthenticationError",
+    "WSSCallClosedError",
+    "WSSCallCommandError",
+    "WSSCallCommandTimeoutError",
+    "WSSCallError",
+    "WSSCallStateError",
+    "WSSChannelNotConfigured",
+    "WSSConnectionError",
+    "WSSError",
+    "WSSForbidden",
+    "WSSInvalidRequest",
+    "WSSOutboundOverflow",
+    "WSSQuotaExceeded",
+    "WSSSessionAlreadyExists",
+    "WSSSessionBusy",
+    "WSSSessionClosed",
+    "WSSSessionError",
+    "WSSSessionNotFound",
+    "WSSSessionNotOpen",
+    "WrongChannelError",
+    "__version__",
+]
