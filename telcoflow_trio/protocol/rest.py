@@ -78,7 +78,7 @@ class SessionInfo:
     """
 
     id: str = attrs.field(validator=non_empty_str)
-    channel: ChannelType | str = attrs.field(validator=_str)
+    channel: ChannelType | str = attrs.field(validator=non_empty_str)
     initiator: str = attrs.field(default="", validator=_str)
     state: str = attrs.field(default="", validator=_str)
     remote_address: str = attrs.field(default="", validator=_str)
