@@ -6,6 +6,7 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 import logging
 
 from ._version import __version__
+from .call import Call, CallError, CallTerminated
 from .config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,
@@ -14,6 +15,7 @@ from .config import (
     CallFlowConfig,
     SessionManagerConfig,
 )
+from .control_connection import ConnectionState
 from .enums import (
     CALL_ERROR,
     CALL_TERMINATED,
@@ -51,8 +53,11 @@ from .errors import (
     WSSSessionNotFound,
     WSSSessionNotOpen,
 )
+from .messages import IncomingMessage, SendWAMessage, SessionNotification
 from .protocol.rest import CloseResult, SessionInfo
 from .results import CommandResult, SendMessageResult
+from .session import Session
+from .session_manager import SessionManager
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -64,22 +69,31 @@ __all__ = [
     "AudioMode",
     "BufferClosedError",
     "BufferFullError",
+    "Call",
     "CallAudioConfig",
+    "CallError",
     "CallErrorCode",
     "CallEvent",
     "CallFlowBuilder",
     "CallFlowConfig",
     "CallState",
+    "CallTerminated",
     "ChannelType",
     "CloseReason",
     "CloseResult",
     "CommandResult",
+    "ConnectionState",
     "InboundCallMode",
+    "IncomingMessage",
     "MessageErrorCode",
     "SendMessageResult",
+    "SendWAMessage",
+    "Session",
     "SessionActivityType",
     "SessionInfo",
+    "SessionManager",
     "SessionManagerConfig",
+    "SessionNotification",
     "WSSAuthenticationError",
     "WSSCallClosedError",
     "WSSCallCommandError",

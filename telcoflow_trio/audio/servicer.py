@@ -1,0 +1,541 @@
+"""The pull servicer: answers the server's ``buffer_request``s with frames from the buffer.
+
+Wire behaviour, as the official client: requests for channel 0 are answered in order.
+For each frame the servicer waits until the buffer holds at least
+``min(prefer_audio_frame_bytes or 960, bytes still owed)``, then sends everything it holds
+up to what is still owed, as one binary message whose byte 0 is the channel id 0. Requests
+for other channels are skipped, ``requested_bytes <= 0`` is ignored.
+
+Two deliberate differences, both documented on :class:`PullServicer`:
+
+- **The floor never exceeds the buffer's capacity**, which could otherwise never be met.
+- **The tail.** The official client holds a tail shorter than the floor until more audio
+  comes. We do the same while audio is flowing, but a tail is *flushed* (sent as a smaller
+  frame, still within what is owed) when someone waits for it: :meth:`wait_for_playout`
+  and the drain of :meth:`aclose` mean "this utterance is complete", and a last word
+  that never plays would make both wait for ever.
+
+Interruption is a cancel scope. The waiting and framing of each frame run inside
+an *interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels
+that scope (any partly assembled frame goes with it) and lets the loop start over for the
+pull requests still owed. Writing a frame happens *outside* that scope, so a clear never
+cuts a WebSocket message in half; instead ``clear`` waits for a write in flight to finish,
+and holds every fresh frame back until ``agent.interrupt`` has been written. Hence, when
+``clear`` returns, no byte queued before it will ever be sent, and the first byte sent after
+it is the first byte queued after it.
+
+The seam for the voice connection (one servicer per voice WebSocket)::
+
+    buffer = SendAudioBuffer.from_config(call_audio)        # lives with the Call
+    servicer = PullServicer(buffer, send_frame=..., send_interrupt=...)
+    await nursery.start(servicer.run)                       # the connection's nursery
+    servicer.on_buffer_request(req)                         # from the reader; never blocks
+    servicer.close()                                        # call over / socket lost
+
+``send_frame(data)`` writes *one* binary message (``data`` already starts with the channel
+byte) through the connection's single writer path and returns once it is handed to the
+socket. When the connection is gone it should raise :class:`WSSCallClosedError`: the
+servicer then closes quietly (any other exception closes it and propagates). A clear never
+cancels it; cancelling the servicer's own task (connection teardown) does, so shield inside
+``send_frame`` if writes must stay whole even then.
+
+``send_interrupt(written)`` sends ``agent.interrupt``, calls ``written()`` as soon as the
+command has been handed to the socket, then awaits and returns the :class:`CommandResult`.
+Fresh frames wait until ``written()`` is called or ``send_interrupt`` returns, so the server
+always sees the interrupt before the new audio (a hook that cannot tell when the command was
+written may ignore ``written``: new audio then waits for the round trip).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeAlias
+
+import attrs
+import trio
+
+from ..errors import WSSCallClosedError
+from ..protocol.voice import DEFAULT_FRAME_BYTES, BufferRequest
+from ..results import CommandResult
+from .buffer import SendAudioBuffer
+
+__all__ = [
+    "AudioCounters",
+    "ClearResult",
+    "PullServicer",
+    "SendFrame",
+    "SendInterrupt",
+]
+
+logger = logging.getLogger(__name__)
+
+SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
+"""Write one binary WebSocket message."""
+SendInterrupt: TypeAlias = Callable[[Callable[[], None]], Awaitable[CommandResult]]
+"""Send ``agent.interrupt``, call the argument once it is written, return the answer."""
+
+_CHANNEL_0: Final = b"\x00"
+MAX_REQUEST_RUNS: Final = 1024
+"""Pending requests are kept run-length encoded (servers repeat the same request); past this
+many distinct runs, new requests are merged into the last one so memory stays bounded."""
+
+
+@attrs.frozen
+class ClearResult:
+    """What a clear did, and how much the caller had been sent when it took effect."""
+
+    discarded_bytes: int
+    """Queued bytes dropped (what the official client's clear returns)."""
+    abandoned_bytes: int
+    """Bytes of back-pressured writes that were still waiting for room; never queued."""
+    heard_position: int
+    """Stream position (see :attr:`SendAudioBuffer.written_bytes`) up to which audio had
+    been handed to the socket when the clear took effect."""
+    interrupt: CommandResult | None = None
+    """The server's answer to ``agent.interrupt``; None without an interrupt hook."""
+
+    def heard_since(self, mark: int) -> int:
+        """Bytes of an utterance the caller was sent, given ``written_bytes`` at its start."""
+        return max(0, self.heard_position - mark)
+
+
+@attrs.frozen
+class AudioCounters:
+    """Counts of the outgoing audio path since the call began."""
+
+    written_bytes: int
+    """Bytes accepted by ``send_audio``."""
+    sent_bytes: int
+    """Bytes handed to the socket (the heard position counts the same bytes)."""
+    frames_sent: int
+    discarded_bytes: int
+    """Queued bytes dropped by clears."""
+    abandoned_bytes: int
+    """Bytes of waiting writes dropped by clears before they were queued."""
+    dropped_bytes: int
+    """Bytes never sent because the call ended (left queued, or lost in a failed write)."""
+    rejected_writes: int
+    """``send_audio`` calls refused with ``BufferFullError``."""
+    underruns: int
+    """Pull requests that found the buffer empty."""
+    clears: int
+    skipped_requests: int
+    """Requests for channels other than 0."""
+    ignored_requests: int
+    """Requests with ``requested_bytes <= 0``."""
+    coalesced_requests: int
+    """Requests merged because too many distinct ones were pending."""
+
+
+class _Framer:
+    """The receive side of one epoch: chunks taken off the channel, not yet framed.
+
+    It lives inside the interruption scope's loop; a clear replaces it, so a partly
+    assembled frame can never outlive the epoch it belongs to.
+    """
+
+    __slots__ = ("chunks", "ended", "epoch", "offset", "recv", "staged")
+
+    def __init__(self, buffer: SendAudioBuffer) -> None:
+        self.epoch = buffer.epoch
+        self.recv = buffer.receive_channel
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0  # bytes of chunks[0] already framed
+        self.staged = 0
+        self.ended = False
+
+    def pull_nowait(self, want: int) -> None:
+        """Stage chunks already in the channel until ``want`` bytes are staged."""
+        recv, chunks, staged = self.recv, self.chunks, self.staged
+        while staged < want:
+            try:
+                chunk = recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+            except trio.EndOfChannel:
+                self.ended = True
+                break
+            chunks.append(chunk)
+            staged += len(chunk)
+        self.staged = staged
+
+    async def pull_one(self) -> None:
+        try:
+            chunk = await self.recv.receive()
+        except trio.EndOfChannel:
+            self.ended = True
+            return
+        self.chunks.append(chunk)
+        self.staged += len(chunk)
+
+    def take(self, n: int) -> bytes:
+        """The next ``n`` staged bytes as a channel-0 frame, with a single copy."""
+        chunks = self.chunks
+        offset = self.offset
+        if offset == 0 and len(chunks[0]) == n:
+            self.staged -= n
+            return _CHANNEL_0 + chunks.popleft()
+        pieces: list[bytes | memoryview] = [_CHANNEL_0]
+        left = n
+        while left:
+            chunk = chunks[0]
+            avail = len(chunk) - offset
+            if avail <= left:
+                pieces.append(memoryview(chunk)[offset:] if offset else chunk)
+                chunks.popleft()
+                offset = 0
+                left -= avail
+            else:
+                pieces.append(memoryview(chunk)[offset : offset + left])
+                offset += left
+                left = 0
+        self.offset = offset
+        self.staged -= n
+        return b"".join(pieces)
+
+
+def _check_timeout(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(value)
+
+
+class PullServicer:
+    """Serves one call's :class:`SendAudioBuffer` to the server's pull requests.
+
+    See the module docstring for the wire behaviour, the seam and the interruption scheme.
+    Waiting for playout or draining at close *flushes*: a tail shorter than the frame floor
+    is then sent as a smaller frame instead of being held for more audio.
+    """
+
+    def __init__(
+        self,
+        buffer: SendAudioBuffer,
+        *,
+        send_frame: SendFrame,
+        send_interrupt: SendInterrupt | None = None,
+    ) -> None:
+        if not isinstance(buffer, SendAudioBuffer):
+            raise TypeError(f"buffer must be a SendAudioBuffer, got {type(buffer).__name__}")
+        if not callable(send_frame):
+            raise TypeError("send_frame must be an async callable")
+        if send_interrupt is not None and not callable(send_interrupt):
+            raise TypeError("send_interrupt must be an async callable or None")
+        self._buffer = buffer
+        self._send_frame = send_frame
+        self._send_interrupt = send_interrupt
+        # Pending requests as runs of [requested_bytes, frame floor, count].
+        self._requests: deque[list[int]] = deque()
+        self._owed = 0
+        self._floor = DEFAULT_FRAME_BYTES
+        self._owed_total = 0
+        self._started = False
+        self._closed = False
+        self._scope: trio.CancelScope | None = None
+        self._poke: trio.CancelScope | None = None
+        self._request_lot = trio.lowlevel.ParkingLot()
+        self._gate_lot = trio.lowlevel.ParkingLot()
+        self._write_lot = trio.lowlevel.ParkingLot()
+        self._settle_lot = trio.lowlevel.ParkingLot()
+        self._gates = 0
+        self._inflight_start: int | None = None
+        self._inflight_end = 0
+        self._heard = buffer.head_position
+        self._final_settled = 0
+        self._flush_until = 0
+        self._sent = 0
+        self._frames = 0
+        self._lost = 0
+        self._underruns = 0
+        self._clears = 0
+        self._skipped = 0
+        self._ignored = 0
+        self._coalesced = 0
+        self.last_clear: ClearResult | None = None
+        """The result of the most recent :meth:`clear`."""
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._started else "new")
+        return f"<PullServicer {state} owed={self._owed_total} {self._buffer!r}>"
+
+    # ── readings ────────────────────────────────────────────────────────────────────────
+
+    @property
+    def buffer(self) -> SendAudioBuffer:
+        return self._buffer
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def heard_position(self) -> int:
+        """Stream position up to which audio has been handed to the socket."""
+        return self._heard
+
+    @property
+    def sent_bytes(self) -> int:
+        return self._sent
+
+    @property
+    def owed_bytes(self) -> int:
+        """Bytes the server has asked for and not yet been sent."""
+        return self._owed_total
+
+    def get_send_audio_buffer_size(self) -> int:
+        """Bytes queued and not yet framed."""
+        return self._buffer.size
+
+    def counters(self) -> AudioCounters:
+        b = self._buffer.counters()
+        return AudioCounters(
+            written_bytes=b.written_bytes,
+            sent_bytes=self._sent,
+            frames_sent=self._frames,
+            discarded_bytes=b.discarded_bytes,
+            abandoned_bytes=b.abandoned_bytes,
+            dropped_bytes=b.dropped_bytes + self._lost,
+            rejected_writes=b.rejected_writes,
+            underruns=self._underruns,
+            clears=self._clears,
+            skipped_requests=self._skipped,
+            ignored_requests=self._ignored,
+            coalesced_requests=self._coalesced,
+        )
+
+    # ── the reader's side ───────────────────────────────────────────────────────────────
+
+    def on_buffer_request(self, request: BufferRequest) -> None:
+        """Queue a pull request. Synchronous and O(1): the socket reader never waits here."""
+        if not isinstance(request, BufferRequest):
+            raise TypeError(f"request must be a BufferRequest, got {type(request).__name__}")
+        if self._closed:
+            return
+        n = request.requested_bytes
+        if n <= 0:
+            self._ignored += 1
+            return
+        if request.channel_id != 0:
+            self._skipped += 1
+            logger.debug("skipping buffer_request for channel %d", request.channel_id)
+            return
+        if self._buffer.size == 0:
+            self._underruns += 1
+        floor = request.frame_bytes
+        runs = self._requests
+        if runs and runs[-1][0] == n and runs[-1][1] == floor:
+            runs[-1][2] += 1
+        elif len(runs) < MAX_REQUEST_RUNS:
+            runs.append([n, floor, 1])
+        else:
+            last = runs[-1]
+            runs[-1] = [last[0] * last[2] + n, floor, 1]
+            self._coalesced += 1
+            if self._coalesced == 1:
+                logger.warning("too many distinct pending buffer_requests; merging them")
+        self._owed_total += n
+        self._request_lot.unpark_all()
+
+    # ── the servicer task ───────────────────────────────────────────────────────────────
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Answer pull requests until :meth:`close`; start it with ``nursery.start``."""
+        if self._started:
+            raise RuntimeError("PullServicer.run() can only be called once")
+        self._started = True
+        task_status.started()
+        framer: _Framer | None = None
+        try:
+            while not self._closed:
+                if framer is None or framer.epoch != self._buffer.epoch:
+                    framer = _Framer(self._buffer)
+                frame: bytes | None = None
+                with trio.CancelScope() as scope:
+                    self._scope = scope
+                    frame = await self._next_frame(framer)
+                self._scope = None
+                if frame is None:
+                    framer = None  # interrupted: whatever was staged is gone with its epoch
+                    continue
+                await self._write(frame)
+        finally:
+            self._scope = None
+            self.close()
+
+    def _need(self, owed: int) -> int:
+        if self._buffer.closed or self._buffer.head_position < self._flush_until:
+            return 1  # flushing: send the tail
+        return min(self._floor, owed, self._buffer.capacity)
+
+    async def _next_frame(self, framer: _Framer) -> bytes | None:
+        """Wait for a request and enough audio, then cut the next frame (inside the scope)."""
+        buffer = self._buffer
+        while not self._closed:
+            if not self._owed:
+                if not self._requests:
+                    await self._request_lot.park()
+                    continue
+                run = self._requests[0]
+                self._owed, self._floor = run[0], run[1]
+                run[2] -= 1
+                if not run[2]:
+                    self._requests.popleft()
+            owed = self._owed
+            need = self._need(owed)
+            if framer.staged < need:
+                framer.pull_nowait(need)
+            if framer.staged < need:
+                if framer.ended:
+                    if framer.epoch != buffer.epoch:
+                        return None
+                    await trio.sleep_forever()  # closed and empty: wait to be stopped
+                with trio.CancelScope() as poke:
+                    # A flush lowers the floor; poking this scope makes us look again.
+                    self._poke = poke
+                    await framer.pull_one()
+                self._poke = None
+                continue
+            if self._gates:
+                await self._gate_lot.park()
+                continue
+            framer.pull_nowait(owed)
+            # A clear may have come while a chunk was being handed to us: it must win.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            n = min(framer.staged, owed)
+            frame = framer.take(n)
+            start = buffer.head_position
+            buffer.consume(n)
+            self._owed -= n
+            self._owed_total -= n
+            self._inflight_start = start
+            self._inflight_end = start + n
+            return frame
+        return None
+
+    async def _write(self, frame: bytes) -> None:
+        """Hand one frame to the socket, outside the interruption scope."""
+        ok = False
+        try:
+            await self._send_frame(frame)
+            ok = True
+        except WSSCallClosedError:
+            logger.debug("voice connection closed while sending audio")
+            self.close()
+        finally:
+            if ok:
+                self._sent += len(frame) - 1
+                self._frames += 1
+                self._heard = self._inflight_end
+            else:
+                self._lost += len(frame) - 1
+            self._inflight_start = None
+            self._write_lot.unpark_all()
+            self._settle_lot.unpark_all()
+
+    # ── interruption, playout, close ────────────────────────────────────────────────────
+
+    async def clear(self) -> ClearResult:
+        """Drop all queued audio, then send ``agent.interrupt`` (``clear_send_audio_buffer``).
+
+        When this returns, no byte queued before the call will ever be sent. Raises
+        :class:`WSSCallClosedError` when the call is over.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed:
+            raise WSSCallClosedError()
+        discarded, abandoned = self._buffer.discard()
+        self._clears += 1
+        if self._scope is not None:
+            self._scope.cancel()
+        self._settle_lot.unpark_all()
+        self._gates += 1
+        gate_open = False
+
+        def open_gate() -> None:
+            nonlocal gate_open
+            if not gate_open:
+                gate_open = True
+                self._gates -= 1
+                if not self._gates:
+                    self._gate_lot.unpark_all()
+
+        try:
+            while self._inflight_start is not None:
+                await self._write_lot.park()
+            if self._closed:
+                raise WSSCallClosedError()
+            heard = self._heard
+            interrupt: CommandResult | None = None
+            if self._send_interrupt is not None:
+                interrupt = await self._send_interrupt(open_gate)
+        finally:
+            open_gate()
+        if discarded or abandoned:
+            logger.debug("clear dropped %d queued bytes", discarded + abandoned)
+        result = ClearResult(discarded, abandoned, heard, interrupt)
+        self.last_clear = result
+        return result
+
+    def _settled_position(self) -> int:
+        if self._closed:
+            return self._final_settled
+        if self._inflight_start is not None:
+            return self._inflight_start
+        return self._buffer.head_position
+
+    async def wait_for_playout(self) -> None:
+        """Return once everything queued so far has been handed to the socket (or cleared).
+
+        Flushes the tail. Returns at once when nothing is queued; raises
+        :class:`WSSCallClosedError` if the call ends first.
+        """
+        await self._wait_settled(self._buffer.written_bytes)
+
+    async def _wait_settled(self, target: int) -> None:
+        if self._settled_position() >= target:
+            await trio.lowlevel.checkpoint()
+            return
+        if target > self._flush_until:
+            self._flush_until = target
+            if self._poke is not None:
+                self._poke.cancel()
+        while self._settled_position() < target:
+            if self._closed:
+                raise WSSCallClosedError("the call ended before its audio was played out")
+            await self._settle_lot.park()
+
+    async def aclose(self, drain_timeout: float = 0.0) -> int:
+        """Close, first letting the server pull what is queued for up to ``drain_timeout`` s.
+
+        New writes are refused from the start; the tail is flushed. Returns the bytes left
+        unsent.
+        """
+        timeout = _check_timeout("drain_timeout", drain_timeout)
+        if not self._closed and timeout > 0 and self._buffer.size:
+            self._buffer.close()
+            if self._poke is not None:
+                self._poke.cancel()
+            with trio.move_on_after(timeout), contextlib.suppress(WSSCallClosedError):
+                await self._wait_settled(self._buffer.written_bytes)
+        else:
+            await trio.lowlevel.checkpoint()
+        return self.close()
+
+    def close(self) -> int:
+        """Stop at once: the call is over. Every waiter wakes; returns the bytes dropped."""
+        if self._closed:
+            return 0
+        self._final_settled = self._settled_position()
+        self._closed = True
+        dropped = self._buffer.drop()
+        if self._scope is not None:
+            self._scope.cancel()
+        for lot in (self._request_lot, self._gate_lot, self._write_lot, self._settle_lot):
+            lot.unpark_all()
+        return dropped

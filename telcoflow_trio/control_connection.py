@@ -1,0 +1,318 @@
+"""The control plane connection (SM-WS): handshake, requests, pushed frames, keep-alive,
+and reconnection with backoff.
+
+One :class:`ControlConnection` per session manager. :meth:`ControlConnection.run` is
+started with ``nursery.start()``: it returns once ``setup.done`` arrived, so "started" means
+connected. It then owns the socket: one reader task, writes through one shielded path,
+and, when the socket drops without being asked to, a reconnect loop with jittered backoff.
+Pushed frames go to the ``on_frame`` callback, which must not block (the owner routes
+them into bounded channels), so commands and events keep flowing whatever the app does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Final
+
+import attrs
+import trio
+import trio_websocket
+
+from . import _websocket
+from .config import SessionManagerConfig
+from .errors import WSSConnectionError
+from .protocol import Unrecognised, control, timing
+
+__all__ = ["ConnectionState", "ControlConnection"]
+
+logger = logging.getLogger(__name__)
+
+_PLANE: Final = "control plane"
+
+
+class ConnectionState(StrEnum):
+    """Where the control connection is; every transition is logged."""
+
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    RECONNECTING = "RECONNECTING"
+    CLOSED = "CLOSED"
+
+
+@attrs.define
+class _Pending:
+    """A request waiting for its response (or for the connection to die)."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    response: control.Response | None = None
+    error: WSSConnectionError | None = None
+
+
+@attrs.define
+class Timeouts:
+    """The protocol's deadlines; tests shorten them."""
+
+    setup: float = timing.SETUP_TIMEOUT
+    request: float = timing.REQUEST_TIMEOUT
+    ping_interval: float = timing.PING_INTERVAL
+    ping_timeout: float = timing.PING_TIMEOUT
+
+
+class ControlConnection:
+    """The SM-WS of one session manager. Not for direct use: :class:`SessionManager` owns it."""
+
+    def __init__(
+        self,
+        config: SessionManagerConfig,
+        on_frame: Callable[[control.ServerControlFrame], None],
+        on_reconnected: Callable[[], Awaitable[None]] | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        backoff: timing.Backoff | None = None,
+    ) -> None:
+        self._config = config
+        self._on_frame = on_frame
+        self._on_reconnected = on_reconnected
+        self._timeouts = timeouts or Timeouts()
+        self._backoff = backoff or timing.Backoff()
+        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._state = ConnectionState.CONNECTING
+        self._state_changed = trio.Event()
+        self._closing = False
+        self._scope: trio.CancelScope | None = None
+        self.sm_ws_id: str | None = None
+        self.reconnects = 0
+        """Successful reconnections so far."""
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` was called: no more reconnecting."""
+        return self._closing
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is not self._state:
+            logger.info("control connection: %s -> %s", self._state, state)
+            self._state = state
+            self._state_changed.set()
+            self._state_changed = trio.Event()
+
+    async def wait_state(self, state: ConnectionState) -> None:
+        """Wait until the connection is in ``state``."""
+        while self._state is not state:
+            await self._state_changed.wait()
+
+    # ── lifetime ────────────────────────────────────────────────────────────────────────
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, then serve and reconnect until :meth:`close`.
+
+        The first connection's failure propagates (``WSSAuthenticationError`` or
+        ``WSSConnectionError``); later failures are logged and retried with backoff.
+        """
+        first = True
+        try:
+            # Shielded: an outer cancellation must not cut the socket before the owner's
+            # cleanup has told the server (call closed, session closed); close() ends it.
+            with trio.CancelScope(shield=True) as self._scope:
+                while not self._closing:
+                    try:
+                        await self._serve_once(task_status if first else None)
+                        if first:
+                            first = False
+                    except Exception as exc:  # WSSConnectionError, WSSAuthenticationError
+                        if first:
+                            raise
+                        logger.warning("control connection attempt failed: %s", exc)
+                    if self.closing:
+                        break
+                    self._set_state(ConnectionState.RECONNECTING)
+                    delay = self._backoff.next_delay()
+                    logger.info("control connection: reconnecting in %.2f s", delay)
+                    await trio.sleep(delay)
+        finally:
+            self._fail_pending("control connection closed")
+            self._set_state(ConnectionState.CLOSED)
+
+    async def _serve_once(self, task_status: trio.TaskStatus[None] | None) -> None:
+        headers = self._config.auth_headers()
+        secrets = tuple(s for s in (self._config.api_key,) if s)
+        async with _websocket.open_client(
+            self._config.control_url,
+            headers,
+            self._config.tls_context(),
+            what=_PLANE,
+            secrets=secrets,
+        ) as ws:
+            setup_done = trio.Event()
+            failure: WSSConnectionError | None = None
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader, ws, setup_done, nursery.cancel_scope)
+                    failure = await self._handshake(ws, setup_done)
+                    if failure is not None:
+                        # Raised below, outside the nursery, so it is not wrapped in a group.
+                        nursery.cancel_scope.cancel()
+                        return
+                    self._ws = ws
+                    self._backoff.reset()
+                    self._set_state(ConnectionState.CONNECTED)
+                    logger.info("control connection established (smWsId=%s)", self.sm_ws_id)
+                    if task_status is not None:
+                        task_status.started()
+                    else:
+                        self.reconnects += 1
+                        if self._on_reconnected is not None:
+                            nursery.start_soon(self._restore)
+                    nursery.start_soon(self._heartbeat, ws)
+            finally:
+                self._ws = None
+                self._fail_pending("control connection lost")
+                if failure is not None:
+                    raise failure
+        if not self.closing:
+            logger.warning("control connection lost")
+
+    async def _handshake(
+        self, ws: trio_websocket.WebSocketConnection, setup_done: trio.Event
+    ) -> WSSConnectionError | None:
+        try:
+            await _websocket.send_unbroken(
+                ws, control.encode_frame(self._config.call_audio.setup_frame())
+            )
+        except WSSConnectionError as exc:
+            return exc
+        with trio.move_on_after(self._timeouts.setup):
+            await setup_done.wait()
+        if not setup_done.is_set():
+            return WSSConnectionError(
+                f"no setup.done within {self._timeouts.setup:g} s after setup"
+            )
+        return None
+
+    async def _restore(self) -> None:
+        assert self._on_reconnected is not None
+        try:
+            await self._on_reconnected()
+        except Exception:
+            logger.exception("restoring sessions after reconnect failed")
+
+    async def close(self) -> None:
+        """Close the socket politely and stop reconnecting, at once."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as scope:
+                scope.shield = True
+                await ws.aclose()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def _reader(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        setup_done: trio.Event,
+        connection_scope: trio.CancelScope,
+    ) -> None:
+        try:
+            while True:
+                message = await ws.get_message()
+                frame = control.decode_server_frame(message)
+                if isinstance(frame, Unrecognised):
+                    logger.debug("control plane: ignored frame: %s", frame.reason)
+                elif isinstance(frame, control.SetupDone):
+                    self.sm_ws_id = frame.sm_ws_id or None
+                    setup_done.set()
+                elif isinstance(frame, control.Response):
+                    self._resolve(frame)
+                else:
+                    try:
+                        self._on_frame(frame)
+                    except Exception:
+                        logger.exception("control plane: routing %s failed", frame.TYPE)
+        except trio_websocket.ConnectionClosed as exc:
+            logger.debug("control plane: socket closed (%s)", exc.reason)
+        finally:
+            # The reader's end is the connection's end: stop the heartbeat and the handshake.
+            connection_scope.cancel()
+
+    def _resolve(self, response: control.Response) -> None:
+        pending = self._pending.get(response.req_id)
+        if pending is None:
+            logger.debug("control plane: response for a request nobody waits for")
+            return
+        pending.response = response
+        pending.done.set()
+
+    def _fail_pending(self, why: str) -> None:
+        for pending in self._pending.values():
+            if not pending.done.is_set():
+                pending.error = WSSConnectionError(why)
+                pending.done.set()
+
+    async def _heartbeat(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while True:
+            await trio.sleep(self._timeouts.ping_interval)
+            with trio.move_on_after(self._timeouts.ping_timeout) as scope:
+                try:
+                    await ws.ping()
+                except trio_websocket.ConnectionClosed:
+                    return
+            if scope.cancelled_caught:
+                logger.warning(
+                    "control plane: no pong within %g s: connection lost",
+                    self._timeouts.ping_timeout,
+                )
+                with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as close_scope:
+                    close_scope.shield = True
+                    await ws.aclose()
+                return
+
+    # ── writing ─────────────────────────────────────────────────────────────────────────
+
+    def _require_ws(self) -> trio_websocket.WebSocketConnection:
+        ws = self._ws
+        if ws is None or self._state is not ConnectionState.CONNECTED:
+            raise WSSConnectionError(f"control connection is not connected ({self._state})")
+        return ws
+
+    async def send(self, frame: control.ClientControlFrame) -> None:
+        """Send a fire-and-forget frame (``session.ready``)."""
+        await _websocket.send_unbroken(self._require_ws(), control.encode_frame(frame))
+
+    async def request(
+        self,
+        frame: control.SessionOpen
+        | control.SessionCreate
+        | control.CallFlowSetup
+        | control.WaMsgOut,
+    ) -> control.Response:
+        """Send a request and wait for its response (at most 30 s).
+
+        Raises ``WSSConnectionError`` when not connected, when the connection drops
+        before the answer, or when no answer comes in time.
+        """
+        ws = self._require_ws()
+        pending = _Pending()
+        self._pending[frame.req_id] = pending
+        try:
+            with trio.move_on_after(self._timeouts.request):
+                await _websocket.send_unbroken(ws, control.encode_frame(frame))
+                await pending.done.wait()
+        finally:
+            del self._pending[frame.req_id]
+        if pending.error is not None:
+            raise pending.error
+        if pending.response is None:
+            raise WSSConnectionError(
+                f"no response to {frame.TYPE} within {self._timeouts.request:g} s"
+            )
+        return pending.response

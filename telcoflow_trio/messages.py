@@ -1,0 +1,61 @@
+"""Values the session layer hands to the application: notifications and WhatsApp messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .enums import ChannelType, SessionActivityType
+from .protocol import control
+
+__all__ = ["IncomingMessage", "SendWAMessage", "SessionNotification"]
+
+
+@attrs.frozen
+class SessionNotification:
+    """A session waiting for an agent (``session.notify``); claim it with ``open_session``."""
+
+    session_id: str
+    channel: ChannelType
+    remote_address: str = ""
+    local_address: str = ""
+    activity: SessionActivityType | str = SessionActivityType.NEW_INCOMING_CALL
+    created_at: int = 0
+
+    @classmethod
+    def from_frame(cls, frame: control.SessionNotify) -> SessionNotification:
+        return cls(
+            frame.session_id,
+            frame.channel,
+            frame.remote_address,
+            frame.local_address,
+            frame.activity,
+            frame.created_at,
+        )
+
+
+@attrs.frozen
+class IncomingMessage:
+    """An inbound WhatsApp message."""
+
+    sender: str
+    content: dict[str, Any]
+
+
+def _api_version(_inst: object, _attr: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise TypeError("api_version must be a non-empty str")
+
+
+def _data(_inst: object, _attr: attrs.Attribute[dict[str, Any]], value: object) -> None:
+    if not isinstance(value, dict):
+        raise TypeError(f"data must be a dict, got {type(value).__name__}")
+
+
+@attrs.frozen
+class SendWAMessage:
+    """An outbound WhatsApp message: the connector's ``api_version`` and its raw ``data``."""
+
+    api_version: str = attrs.field(validator=_api_version)
+    data: dict[str, Any] = attrs.field(validator=_data)

@@ -1,0 +1,324 @@
+"""The entry point: one control connection, its sessions, and ``serve_calls``.
+
+``async with SessionManager(config) as sm:`` opens a nursery that owns every task of the
+manager; on entry the control connection is up (setup done), on exit every session, call,
+socket and task it opened is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import Final
+
+import sniffio
+import trio
+
+from ._scope import TaskScope
+from .call import Call
+from .config import SessionManagerConfig
+from .control_connection import ConnectionState, ControlConnection, Timeouts
+from .enums import ChannelType, CloseReason
+from .errors import WSSSessionAlreadyExists, WSSSessionBusy, WSSSessionError
+from .messages import SessionNotification
+from .protocol import Unrecognised, control, rest, timing
+from .rest_client import RestClient
+from .session import Session, session_error
+
+__all__ = ["SessionManager"]
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_BUFFER: Final = 256
+CLEANUP_DEADLINE: Final = 15.0
+"""How long leaving a scope may spend telling the server (close call, close session)."""
+
+
+def _require_trio() -> None:
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = "none"
+    if library != "trio":
+        raise RuntimeError(
+            f"telcoflow_trio runs on trio (trio.run, or anyio with backend='trio'); "
+            f"this code is running under {library!r}. Use the official telcoflow client on asyncio."
+        )
+
+
+class SessionManager:
+    """Connects to Telcoflow and hands out sessions. Use as ``async with``."""
+
+    def __init__(
+        self,
+        config: SessionManagerConfig,
+        *,
+        notification_buffer: int = NOTIFICATION_BUFFER,
+        timeouts: Timeouts | None = None,
+        backoff: timing.Backoff | None = None,
+    ) -> None:
+        if not isinstance(config, SessionManagerConfig):
+            raise TypeError(f"config must be a SessionManagerConfig, got {type(config).__name__}")
+        if isinstance(notification_buffer, bool) or not isinstance(notification_buffer, int):
+            raise TypeError("notification_buffer must be an int")
+        if notification_buffer < 1:
+            raise ValueError(f"notification_buffer must be at least 1, got {notification_buffer}")
+        self.config = config
+        self._control = ControlConnection(
+            config, self._route, self._restore_sessions, timeouts=timeouts, backoff=backoff
+        )
+        self._sessions: dict[str, Session] = {}
+        self._notify_in, self.session_notifications = trio.open_memory_channel[SessionNotification](
+            notification_buffer
+        )
+        self.notifications_dropped = 0
+        """Notifications dropped because ``session_notifications`` was full."""
+        self._scope: TaskScope | None = None
+        self._rest: RestClient
+
+    def __repr__(self) -> str:
+        return f"<SessionManager {self.config.base_url} {self._control.state}>"
+
+    # ── scope ───────────────────────────────────────────────────────────────────────────
+
+    async def __aenter__(self) -> SessionManager:
+        _require_trio()
+        if self._scope is not None:
+            raise RuntimeError("a SessionManager can be entered only once")
+        self._rest = RestClient(self.config)
+        self._scope = TaskScope("SessionManager")
+        nursery = await self._scope.open()
+        try:
+            await nursery.start(self._control.run)
+        except BaseException as exc:
+            try:
+                await self._scope.close(exc)
+            finally:
+                self._notify_in.close()
+                with trio.CancelScope(shield=True):
+                    await self._rest.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._scope is not None
+        try:
+            # Close the socket politely first, so nothing races to reconnect; then cancel
+            # and await our tasks.
+            with trio.CancelScope(shield=True):
+                await self._control.close()
+            await self._scope.close(exc)
+            return None
+        finally:
+            self._notify_in.close()
+            with trio.CancelScope(shield=True):
+                await self._rest.aclose()
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """CONNECTING, CONNECTED, RECONNECTING or CLOSED."""
+        return self._control.state
+
+    @property
+    def sm_ws_id(self) -> str | None:
+        """The server's id for our control connection (changes on reconnect)."""
+        return self._control.sm_ws_id
+
+    async def wait_connected(self) -> None:
+        """Wait until the control connection is up (e.g. after a reconnect)."""
+        await self._control.wait_state(ConnectionState.CONNECTED)
+
+    # ── routing (called by the control connection's reader: never blocks) ─────────────
+
+    def _route(self, frame: control.ServerControlFrame) -> None:
+        if isinstance(frame, control.SessionNotify):
+            try:
+                self._notify_in.send_nowait(SessionNotification.from_frame(frame))
+            except trio.WouldBlock:
+                self.notifications_dropped += 1
+                logger.warning(
+                    "session_notifications is full: dropped notification for session %s "
+                    "(%d dropped so far)",
+                    frame.session_id,
+                    self.notifications_dropped,
+                )
+            except trio.ClosedResourceError:
+                pass
+            return
+        session = self._sessions.get(frame.session_id)  # type: ignore[union-attr]
+        if session is None:
+            logger.debug("%s for unknown session %s ignored", frame.TYPE, frame.session_id)  # type: ignore[union-attr]
+            return
+        if isinstance(frame, control.CallIn):
+            session._deliver_call(frame)
+        elif isinstance(frame, control.WaMsgIn):
+            session._deliver_message(frame)
+        elif isinstance(frame, control.SessionClosed):
+            session._mark_closed(frame.reason)
+
+    async def _restore_sessions(self) -> None:
+        """After a reconnect: TELCO sessions are closed (their calls keep streaming on the
+        voice plane; the server re-notifies live calls); WA sessions are claimed again."""
+        for session in list(self._sessions.values()):
+            if session.is_closed:
+                continue
+            if session.channel is ChannelType.TELCO:
+                session._mark_closed(CloseReason.FORCE_CLOSE)
+                continue
+            response = await self._control.request(control.SessionOpen(session.id))
+            if response.ok:
+                await self._control.send(control.SessionReady(session.id))
+                logger.info("session %s re-claimed after reconnect", session.id)
+            elif response.error_code in ("SESSION_BUSY", "SESSION_CLOSED"):
+                logger.info("session %s lost on reconnect (%s)", session.id, response.error_code)
+                session._mark_closed(CloseReason.FORCE_CLOSE)
+            else:
+                logger.warning("session %s: re-claim refused (%s)", session.id, response.error_code)
+
+    async def _control_send(self, frame: control.ClientControlFrame) -> None:
+        await self._control.send(frame)
+
+    async def _control_request(
+        self,
+        frame: control.SessionOpen
+        | control.SessionCreate
+        | control.CallFlowSetup
+        | control.WaMsgOut,
+    ) -> control.Response:
+        return await self._control.request(frame)
+
+    # ── sessions ────────────────────────────────────────────────────────────────────────
+
+    def open_session(self, session_id: str) -> AbstractAsyncContextManager[Session]:
+        """Claim a notified session: ``async with sm.open_session(noti.session_id) as s:``.
+
+        Raises ``WSSSessionBusy`` when another agent claimed it first, ``WSSSessionClosed``
+        or ``WSSSessionNotFound`` when it is gone. The block is the session's scope.
+        """
+        if not isinstance(session_id, str) or not session_id:
+            raise ValueError("session_id must be a non-empty str")
+        return self._session_scope(session_id)
+
+    def create_session(
+        self, channel: ChannelType | str, remote_address: str
+    ) -> AbstractAsyncContextManager[Session]:
+        """Create a session for a remote address and claim it (``async with``).
+
+        Raises ``WSSSessionAlreadyExists`` when one already exists for that address.
+        """
+        try:
+            kind = ChannelType(channel)
+        except ValueError:
+            raise ValueError(f"channel must be TELCO or WA, got {channel!r}") from None
+        if not isinstance(remote_address, str) or not remote_address:
+            raise ValueError("remote_address must be a non-empty str")
+        return self._created_scope(kind, remote_address)
+
+    @asynccontextmanager
+    async def _created_scope(
+        self, channel: ChannelType, remote_address: str
+    ) -> AsyncIterator[Session]:
+        response = await self._control.request(control.SessionCreate(channel, remote_address))
+        if not response.ok:
+            raise session_error(response, "session.create")
+        created = control.decode_created_session(response.content)
+        if isinstance(created, Unrecognised):
+            raise WSSSessionError(f"unexpected session.create response: {created.reason}")
+        if not created.created:
+            raise WSSSessionAlreadyExists(created.session_id)
+        async with self._session_scope(created.session_id) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _session_scope(self, session_id: str) -> AsyncIterator[Session]:
+        if session_id in self._sessions:
+            raise WSSSessionError(f"session {session_id} is already open in this manager")
+        response = await self._control.request(control.SessionOpen(session_id))
+        if not response.ok:
+            raise session_error(response, "session.open")
+        info = control.decode_opened_session(response.content)
+        if isinstance(info, Unrecognised):
+            raise WSSSessionError(f"unexpected session.open response: {info.reason}")
+        scope = TaskScope(f"session {session_id}")
+        nursery = await scope.open()
+        session = Session(self, info, nursery)
+        self._sessions[session_id] = session
+        nursery.start_soon(session._ready_watchdog)
+        body_exc: BaseException | None = None
+        try:
+            yield session
+        except BaseException as exc:
+            body_exc = exc
+            raise
+        finally:
+            with trio.move_on_after(CLEANUP_DEADLINE) as cleanup:
+                cleanup.shield = True
+                try:
+                    await session._close_on_exit()
+                except Exception as exc:
+                    logger.warning("session %s: closing failed: %s", session_id, exc)
+                    session._mark_closed(CloseReason.SDK_REQUEST)
+            session._abandon()
+            self._sessions.pop(session_id, None)
+            # Not shielded: a nursery must be exited at the nesting level it was opened at,
+            # and close() cancels the tasks before it waits for them.
+            await scope.close(body_exc)
+
+    # ── REST and call flow ──────────────────────────────────────────────────────────────
+
+    async def list_sessions(
+        self,
+        channel: ChannelType | str | None = None,
+        remote_address: str | None = None,
+        state: str | None = "OPEN",
+    ) -> list[rest.SessionInfo]:
+        """The connector's sessions (REST), filtered by channel, remote address and state."""
+        return await self._rest.list_sessions(channel, remote_address, state)
+
+    async def setup_call_flow(self, flow: object) -> None:
+        """Send the connector's call flow (``call_flow.setup``). Not re-sent on reconnect."""
+        from .config import CallFlowConfig
+
+        if not isinstance(flow, CallFlowConfig):
+            raise TypeError(f"flow must be a CallFlowConfig, got {type(flow).__name__}")
+        response = await self._control.request(flow.to_frame())
+        if not response.ok:
+            raise session_error(response, "call_flow.setup")
+
+    # ── serving calls ───────────────────────────────────────────────────────────────────
+
+    async def serve_calls(self, handler: Callable[[Call], Awaitable[None]]) -> None:
+        """Claim every TELCO notification and run ``handler(call)`` for each, one child
+        task per call. A claim lost to another agent (``SESSION_BUSY``) is skipped; the call
+        is closed when the handler returns or raises; a handler's exception is logged with
+        the call id and does not touch the other calls. Runs until cancelled."""
+        if not callable(handler):
+            raise TypeError("handler must be an async function taking a Call")
+        async with trio.open_nursery() as nursery:
+            async for note in self.session_notifications:
+                if note.channel is not ChannelType.TELCO:
+                    logger.debug(
+                        "serve_calls: skipping %s session %s", note.channel, note.session_id
+                    )
+                    continue
+                nursery.start_soon(self._serve_one, note.session_id, handler)
+
+    async def _serve_one(self, session_id: str, handler: Callable[[Call], Awaitable[None]]) -> None:
+        try:
+            async with self.open_session(session_id) as session:
+                call = await session.incoming_call()
+                try:
+                    await handler(call)
+                except Exception:
+                    logger.exception("call %s: handler raised; closing the call", call.id)
+        except WSSSessionBusy:
+            logger.debug("session %s was claimed by another agent", session_id)
+        except Exception as exc:
+            logger.warning("session %s: could not serve its call: %s", session_id, exc)

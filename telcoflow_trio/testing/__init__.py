@@ -1,0 +1,78 @@
+"""``telcoflow_trio.testing``: a faithful local Telcoflow server, the sandbox.
+
+It speaks the control, REST and voice planes on one port, simulates callers that speak
+and record, pulls agent audio at real-time pace, and injects faults::
+
+    from telcoflow_trio.testing import open_sandbox, TestSignal
+
+    async with open_sandbox(time_scale=10) as sandbox:
+        config = sandbox.config()          # a SessionManagerConfig for this sandbox
+        call = await sandbox.place_call(audio=TestSignal(seconds=2))
+        ...
+        await call.wait_terminated()
+        assert call.heard == call.spoken
+
+For pytest, ``pytest_plugins = ["telcoflow_trio.testing.pytest_plugin"]`` gives a
+``sandbox`` fixture.
+"""
+
+from ._audio import (
+    AudioSource,
+    Pcm,
+    Silence,
+    TestSignal,
+    Tone,
+    WavFile,
+    frame_bytes,
+    read_wav,
+    resample,
+    write_wav,
+)
+from ._caller import (
+    CallerState,
+    CommandRecord,
+    ConnectBehaviour,
+    ConnectOutcome,
+    EndedBy,
+    HeardFrame,
+    Interrupt,
+    PullRecord,
+    SimulatedCall,
+)
+from ._clock import SandboxClock
+from ._faults import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES, Faults
+from ._framelog import FrameLog, FrameRecord
+from ._sandbox import Sandbox, open_sandbox
+from ._sessions import SessionRecord, WaOutbound
+
+__all__ = [
+    "MALFORMED_CONTROL_FRAMES",
+    "MALFORMED_VOICE_FRAMES",
+    "AudioSource",
+    "CallerState",
+    "CommandRecord",
+    "ConnectBehaviour",
+    "ConnectOutcome",
+    "EndedBy",
+    "Faults",
+    "FrameLog",
+    "FrameRecord",
+    "HeardFrame",
+    "Interrupt",
+    "Pcm",
+    "PullRecord",
+    "Sandbox",
+    "SandboxClock",
+    "SessionRecord",
+    "Silence",
+    "SimulatedCall",
+    "TestSignal",
+    "Tone",
+    "WaOutbound",
+    "WavFile",
+    "frame_bytes",
+    "open_sandbox",
+    "read_wav",
+    "resample",
+    "write_wav",
+]

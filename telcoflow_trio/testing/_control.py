@@ -1,0 +1,158 @@
+"""The control plane (SM-WS): handshake, requests and pushes for one agent connection."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Final
+
+import trio
+
+from ..protocol import Unrecognised, control
+from ..protocol._fields import FieldError, parse_object
+from ._faults import Faults
+from ._link import Link
+from ._sessions import Hub, Outcome
+
+__all__ = ["ControlConnection"]
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_TYPES: Final = frozenset(
+    {
+        control.SessionOpen.TYPE,
+        control.SessionCreate.TYPE,
+        control.CallFlowSetup.TYPE,
+        control.WaMsgOut.TYPE,
+    }
+)
+
+
+class ControlConnection:
+    """One agent's control connection, from upgrade to close."""
+
+    def __init__(self, link: Link, hub: Hub, faults: Faults) -> None:
+        self.link = link
+        self.hub = hub
+        self.faults = faults
+        self.sm_ws_id = "smws-" + secrets.token_hex(8)
+        self.setup: control.Setup | None = None
+        self.setup_done = False
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    def __repr__(self) -> str:
+        return f"<ControlConnection {self.name} {self.sm_ws_id}>"
+
+    def send_frame(self, frame: control.ServerControlFrame) -> None:
+        self.link.send(control.encode_frame(frame))
+
+    async def run(self) -> None:
+        """Serve the connection until the client goes or the link is closed."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self.link.run_writer)
+                while (data := await self.link.receive()) is not None:
+                    self._handle(data)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.hub.connection_lost(self)
+            logger.info("control connection %s (%s) ended", self.name, self.sm_ws_id)
+
+    # ── frames from the agent ────────────────────────────────────────────────────────
+
+    def _handle(self, data: str | bytes) -> None:
+        frame = control.decode_client_frame(data)
+        if isinstance(frame, Unrecognised):
+            self._handle_unrecognised(frame, data)
+            return
+        if isinstance(frame, control.Setup):
+            self._handle_setup(frame)
+            return
+        if not self.setup_done:
+            logger.warning("%s: %s before setup.done", self.name, frame.TYPE)
+            if not isinstance(frame, control.SessionReady):
+                self._respond(frame.TYPE, frame.req_id, Outcome.error("INVALID_REQUEST"))
+            return
+        if isinstance(frame, control.SessionReady):
+            self.hub.session_ready(self, frame.session_id)
+            return
+        failure = self.faults.fail_requests.pop(frame.TYPE, None)
+        if failure is not None:
+            self._respond(frame.TYPE, frame.req_id, Outcome.error(*failure))
+            return
+        outcome: Outcome
+        if isinstance(frame, control.SessionOpen):
+            outcome = self.hub.open_session(self, frame.session_id)
+        elif isinstance(frame, control.SessionCreate):
+            outcome = self.hub.create_session(frame)
+        elif isinstance(frame, control.CallFlowSetup):
+            self.hub.call_flows.append(frame)
+            outcome = Outcome(True)
+        else:
+            outcome = self.hub.wa_out(self, frame)
+        self._respond(frame.TYPE, frame.req_id, outcome)
+
+    def _handle_unrecognised(self, frame: Unrecognised, data: str | bytes) -> None:
+        logger.warning("%s: ignoring a malformed control frame: %s", self.name, frame.reason)
+        # A request we cannot read still gets an answer if it says who is waiting for it,
+        # so a client's bug shows up as an error instead of a 30 s timeout.
+        try:
+            obj = parse_object(data, "control plane")
+        except FieldError:
+            return
+        req_id = obj.get("reqId")
+        if obj["type"] in _REQUEST_TYPES and isinstance(req_id, str) and req_id:
+            code = "INVALID_PAYLOAD" if obj["type"] == control.WaMsgOut.TYPE else "INVALID_REQUEST"
+            self._respond(obj["type"], req_id, Outcome.error(code, {"message": frame.reason}))
+
+    def _handle_setup(self, frame: control.Setup) -> None:
+        if self.setup is not None:
+            logger.warning("%s: a second setup frame; ignored", self.name)
+            return
+        self.setup = frame
+        if self.faults.withhold_setup_done:
+            logger.info("%s: withholding setup.done (fault injection)", self.name)
+            return
+        delay = self.faults.setup_done_delay
+        if delay > 0:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._finish_setup_later, delay)
+        else:
+            self._finish_setup()
+
+    async def _finish_setup_later(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self._finish_setup()
+
+    def _finish_setup(self) -> None:
+        if not self.link.is_open:
+            return
+        self.setup_done = True
+        self.send_frame(control.SetupDone(self.sm_ws_id))
+        self.hub.connection_ready(self)
+
+    # ── responses ────────────────────────────────────────────────────────────────────
+
+    def _respond(self, request_type: str, req_id: str, outcome: Outcome) -> None:
+        response = control.Response(
+            req_id, outcome.ok, outcome.content, outcome.error_code, outcome.error_content
+        )
+        if self.faults.withholds_response(request_type):
+            logger.info(
+                "%s: withholding the %s response (fault injection)", self.name, request_type
+            )
+            return
+        delay = self.faults.response_delay
+        if delay > 0 and self._nursery is not None:
+            self._nursery.start_soon(self._send_later, delay, response)
+        else:
+            self.send_frame(response)
+
+    async def _send_later(self, delay: float, frame: control.ServerControlFrame) -> None:
+        await trio.sleep(delay)
+        self.send_frame(frame)

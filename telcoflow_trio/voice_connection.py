@@ -1,0 +1,256 @@
+"""The voice plane connection of one call: audio in, pulled audio out, commands, events.
+
+:meth:`VoiceConnection.run` is started with ``nursery.start()`` and returns once the
+socket is open. It owns one reader task, which never blocks on the application: incoming
+audio goes into bounded per-channel channels (when one is full its oldest chunk is dropped,
+counted and logged), pull requests go to the :class:`PullServicer`, command responses to
+their waiters, call events to ``on_event``. Every write goes through
+:func:`_websocket.send_unbroken`, so no frame is ever cut in half.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import trio
+import trio_websocket
+
+from . import _websocket
+from ._version import USER_AGENT, WIRE_SDK_VERSION
+from .audio import PullServicer, SendAudioBuffer
+from .errors import WSSCallClosedError, WSSConnectionError
+from .protocol import Unrecognised, voice
+from .results import CommandResult
+
+__all__ = ["VoiceConnection"]
+
+logger = logging.getLogger(__name__)
+
+AUDIO_QUEUE_CHUNKS: Final = 500
+"""Incoming chunks kept per channel for a slow reader (10 s of 20 ms frames)."""
+RTT_SAMPLES: Final = 256
+
+
+@attrs.define
+class _PendingCommand:
+    done: trio.Event = attrs.field(factory=trio.Event)
+    response: voice.CommandResponse | None = None
+    written: Callable[[], None] | None = None
+
+
+class VoiceConnection:
+    """One call's voice WebSocket. Made and owned by :class:`Call`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        tls: ssl.SSLContext | None,
+        buffer: SendAudioBuffer,
+        on_event: Callable[[voice.CallEventFrame], None],
+        *,
+        audio_queue_chunks: int = AUDIO_QUEUE_CHUNKS,
+    ) -> None:
+        self._url = url
+        self._token = token
+        self._tls = tls
+        self._on_event = on_event
+        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._closed = False
+        self._pending: dict[str, _PendingCommand] = {}
+        self._audio_queue_chunks = audio_queue_chunks
+        self._audio: dict[
+            int, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
+        ] = {}
+        self.servicer = PullServicer(
+            buffer, send_frame=self._send_frame, send_interrupt=self._send_interrupt
+        )
+        self.audio_dropped_bytes = 0
+        """Incoming audio dropped because a channel's reader fell behind."""
+        self.audio_received_bytes = 0
+        self.command_rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
+        """Round-trip times (s) of the latest commands."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the socket, serve it until it closes, then release everything."""
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "x-sdk-version": WIRE_SDK_VERSION,
+            "user-agent": USER_AGENT,
+        }
+        try:
+            async with _websocket.open_client(
+                self._url, headers, self._tls, what="voice plane", secrets=(self._token,)
+            ) as ws:
+                self._ws = ws
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.servicer.run)
+                    nursery.start_soon(self._reader, ws, nursery.cancel_scope)
+                    task_status.started()
+        finally:
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ws = None
+        self.servicer.close()
+        for pending in self._pending.values():
+            pending.done.set()
+        for send, _ in self._audio.values():
+            send.close()
+
+    async def aclose(self) -> None:
+        """Close the socket politely (close frame, bounded wait)."""
+        ws = self._ws
+        if ws is not None:
+            with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as scope:
+                scope.shield = True
+                await ws.aclose()
+        self._shut()
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def _reader(
+        self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope
+    ) -> None:
+        try:
+            while True:
+                frame = voice.decode_server_frame(await ws.get_message())
+                if isinstance(frame, voice.AudioFrame):
+                    self._deliver_audio(frame)
+                elif isinstance(frame, voice.BufferRequest):
+                    self.servicer.on_buffer_request(frame)
+                elif isinstance(frame, voice.CommandResponse):
+                    self._resolve(frame)
+                elif isinstance(frame, voice.CallEventFrame):
+                    try:
+                        self._on_event(frame)
+                    except Exception:
+                        logger.exception("voice plane: handling %s failed", frame.event)
+                elif isinstance(frame, Unrecognised):
+                    logger.debug("voice plane: ignored frame: %s", frame.reason)
+        except trio_websocket.ConnectionClosed as exc:
+            logger.debug("voice plane: socket closed (%s)", exc.reason)
+        finally:
+            self._shut()
+            scope.cancel()
+
+    def _channel(
+        self, channel_id: int
+    ) -> tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]:
+        pair = self._audio.get(channel_id)
+        if pair is None:
+            pair = trio.open_memory_channel[bytes](self._audio_queue_chunks)
+            if self._closed:
+                pair[0].close()
+            self._audio[channel_id] = pair
+        return pair
+
+    def _deliver_audio(self, frame: voice.AudioFrame) -> None:
+        send, receive = self._channel(frame.channel_id)
+        self.audio_received_bytes += len(frame.pcm)
+        try:
+            send.send_nowait(frame.pcm)
+        except trio.WouldBlock:
+            # The reader must not stall: make room by dropping the oldest chunk.
+            try:
+                dropped = receive.receive_nowait()
+                self.audio_dropped_bytes += len(dropped)
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                pass
+            try:
+                send.send_nowait(frame.pcm)
+            except trio.WouldBlock:
+                self.audio_dropped_bytes += len(frame.pcm)
+            if self.audio_dropped_bytes and self.audio_dropped_bytes % 48_000 < len(frame.pcm):
+                logger.warning(
+                    "voice plane: audio reader too slow on channel %d; %d bytes dropped so far",
+                    frame.channel_id,
+                    self.audio_dropped_bytes,
+                )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.audio_dropped_bytes += len(frame.pcm)
+
+    def audio_stream(self, channel_id: int = 0) -> trio.MemoryReceiveChannel[bytes]:
+        """The receive channel of a channel's PCM chunks (ends when the call ends)."""
+        if isinstance(channel_id, bool) or not isinstance(channel_id, int):
+            raise TypeError(f"channel_id must be an int, got {type(channel_id).__name__}")
+        if not 0 <= channel_id <= 255:
+            raise ValueError(f"channel_id must be in 0..255, got {channel_id}")
+        return self._channel(channel_id)[1]
+
+    def _resolve(self, response: voice.CommandResponse) -> None:
+        pending = self._pending.get(response.command_id)
+        if pending is None:
+            logger.debug("voice plane: response for a command nobody waits for")
+            return
+        pending.response = response
+        pending.done.set()
+
+    # ── writing ─────────────────────────────────────────────────────────────────────────
+
+    async def _write(self, message: str | bytes) -> None:
+        ws = self._ws
+        if ws is None or self._closed:
+            raise WSSCallClosedError()
+        try:
+            await _websocket.send_unbroken(ws, message)
+        except WSSConnectionError:
+            raise WSSCallClosedError("the call's voice connection is closed") from None
+
+    async def _send_frame(self, data: bytes) -> None:
+        await self._write(data)
+
+    async def _send_interrupt(self, written: Callable[[], None]) -> CommandResult:
+        return await self.command(
+            voice.CommandName.INTERRUPT,
+            voice.CommandName.INTERRUPT.default_timeout_ms,
+            written=written,
+        )
+
+    async def command(
+        self,
+        name: str,
+        timeout_ms: int,
+        data: dict[str, Any] | None = None,
+        *,
+        written: Callable[[], None] | None = None,
+    ) -> CommandResult:
+        """Send a command and wait ``timeout_ms`` + 5 s for its response.
+
+        A refusal or a timeout is a falsy :class:`CommandResult`; a closed connection
+        raises :class:`WSSCallClosedError`.
+        """
+        frame = voice.Command(name, timeout_ms, data)
+        pending = _PendingCommand(written=written)
+        self._pending[frame.command_id] = pending
+        started = time.monotonic()
+        try:
+            with trio.move_on_after(timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS):
+                await self._write(voice.encode_frame(frame))
+                if written is not None:
+                    written()
+                await pending.done.wait()
+        finally:
+            del self._pending[frame.command_id]
+        response = pending.response
+        if response is None:
+            if self._closed:
+                raise WSSCallClosedError(f"the call ended before {name} was answered")
+            return CommandResult(False, "TIMEOUT", f"no response to {name}")
+        self.command_rtts.append(time.monotonic() - started)
+        if response.success:
+            return CommandResult(True, payload=response.result)
+        return CommandResult(False, response.error_code, response.error_message, response.result)

@@ -1,0 +1,92 @@
+"""Fakes for the voice connection side of the audio seam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from telcoflow_trio.audio import PullServicer, SendAudioBuffer
+from telcoflow_trio.protocol.voice import BufferRequest
+from telcoflow_trio.results import CommandResult
+
+INTERRUPT = "agent.interrupt"
+
+
+class FakeConnection:
+    """Records frames and interrupts in one log, in wire order.
+
+    With ``hold`` set, each frame write blocks until :meth:`release`, so tests can put a
+    write in flight. ``hold_interrupt`` keeps ``agent.interrupt`` from being written until
+    :meth:`release_interrupt`.
+    """
+
+    def __init__(self) -> None:
+        self.log: list[bytes | str] = []
+        self.hold = False
+        self.hold_interrupt = False
+        self.inflight: bytes | None = None
+        self._release = trio.Event()
+        self._release_interrupt = trio.Event()
+        self.interrupt_result = CommandResult(True)
+        self.interrupt_error: BaseException | None = None
+
+    @property
+    def frames(self) -> list[bytes]:
+        return [e for e in self.log if isinstance(e, bytes)]
+
+    @property
+    def payload(self) -> bytes:
+        """Every PCM byte sent so far, channel bytes stripped."""
+        return b"".join(f[1:] for f in self.frames)
+
+    async def send_frame(self, data: bytes) -> None:
+        assert isinstance(data, bytes)
+        self.inflight = data
+        try:
+            if self.hold:
+                await self._release.wait()
+                self._release = trio.Event()
+            else:
+                await trio.lowlevel.checkpoint()
+        finally:
+            self.inflight = None
+        self.log.append(data)
+
+    def release(self) -> None:
+        self._release.set()
+
+    async def send_interrupt(self, written: Callable[[], None]) -> CommandResult:
+        if self.hold_interrupt:
+            await self._release_interrupt.wait()
+        if self.interrupt_error is not None:
+            raise self.interrupt_error
+        self.log.append(INTERRUPT)
+        written()
+        await trio.lowlevel.checkpoint()
+        return self.interrupt_result
+
+    def release_interrupt(self) -> None:
+        self._release_interrupt.set()
+
+
+def make(
+    capacity: int = 4096, *, interrupt: bool = True
+) -> tuple[SendAudioBuffer, PullServicer, FakeConnection]:
+    buf = SendAudioBuffer(capacity)
+    conn = FakeConnection()
+    servicer = PullServicer(
+        buf,
+        send_frame=conn.send_frame,
+        send_interrupt=conn.send_interrupt if interrupt else None,
+    )
+    return buf, servicer, conn
+
+
+def req(n: int, pref: int = 0, channel: int = 0) -> BufferRequest:
+    return BufferRequest(n, pref, channel)
+
+
+def pcm(n: int, seed: int = 0) -> bytes:
+    """``n`` bytes that differ from another seed's at almost every position."""
+    return bytes((seed * 131 + i * 7 + (i >> 8)) & 0xFF for i in range(n))
