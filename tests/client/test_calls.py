@@ -160,3 +160,28 @@ async def test_call_events_error_and_termination(sandbox: Sandbox) -> None:
                 assert isinstance(await call.events.receive(), tf.CallTerminated)
                 with pytest.raises(tf.WSSCallClosedError):
                     await call.answer()
+
+
+async def test_connect_whisper_with_audio_then_disconnect(sandbox: Sandbox) -> None:
+    with trio.fail_after(30):
+        async with tf.SessionManager(sandbox.config()) as sm:
+            sim = await sandbox.place_call(connect=ConnectBehaviour("ANSWERED", answer_after=1.0))
+            note = await sm.session_notifications.receive()
+            async with sm.open_session(note.session_id) as session:
+                call = await session.incoming_call()
+                assert await call.answer()
+                assert await call.connect(ring_time_seconds=10)
+                assert await call.whisper()
+                await call.send_audio(b"\x10\x00" * 1600)
+                await call.wait_for_playout()
+                await sim.wait_heard(3200)
+                assert await call.disconnect()
+                assert state_of(call) is tf.CallState.TERMINATED
+                await sim.wait_terminated()
+    assert [c.command for c in sim.commands] == [
+        "call.answer",
+        "call.connect",
+        "agent.whisper",
+        "call.disconnect",
+    ]
+    assert sim.ended_by is EndedBy.AGENT_DISCONNECT

@@ -135,20 +135,35 @@ async def test_reconnect_keeps_live_calls_streaming(sandbox: Sandbox) -> None:
             await sm.session_notifications.receive()
 
 
+class RecordingBackoff(Backoff):
+    """The protocol's schedule, scaled down 100x and without jitter; records each delay."""
+
+    def __init__(self) -> None:
+        super().__init__(first=0.005, maximum=0.1, jitter=0.0)
+        self.delays: list[float] = []
+
+    def next_delay(self) -> float:
+        delay = super().next_delay()
+        self.delays.append(delay)
+        return delay
+
+
 async def test_refused_reconnects_back_off_then_succeed(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="telcoflow_trio")
+    backoff = RecordingBackoff()
     with trio.fail_after(20):
-        async with tf.SessionManager(
-            sandbox.config(), backoff=Backoff(first=0.05, maximum=0.2)
-        ) as sm:
+        async with tf.SessionManager(sandbox.config(), backoff=backoff) as sm:
             sandbox.faults.refuse_control = 3
             await sandbox.drop_control_connections()
             await sm._control.wait_state(tf.ConnectionState.RECONNECTING)
             await sm.wait_connected()
             assert sandbox.faults.refuse_control == 0
             assert sm._control.reconnects == 1
+            # One delay per failure, growing by 1.5 each time; reset after the success.
+            assert backoff.delays == pytest.approx([0.005, 0.0075, 0.01125, 0.016875])
+            assert backoff.attempt == 0
     assert caplog.text.count("control connection attempt failed") == 3
     assert sandbox.api_key not in caplog.text
 
