@@ -288,13 +288,7 @@ class ControlConnection:
         """Send a fire-and-forget frame (``session.ready``)."""
         await _websocket.send_unbroken(self._require_ws(), control.encode_frame(frame))
 
-    async def request(
-        self,
-        frame: control.SessionOpen
-        | control.SessionCreate
-        | control.CallFlowSetup
-        | control.WaMsgOut,
-    ) -> control.Response:
+    async def request(self, frame: control.ControlRequest) -> control.Response:
         """Send a request and wait for its response (at most 30 s).
 
         Raises ``WSSConnectionError`` when not connected, when the connection drops

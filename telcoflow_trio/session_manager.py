@@ -185,13 +185,7 @@ class SessionManager:
     async def _control_send(self, frame: control.ClientControlFrame) -> None:
         await self._control.send(frame)
 
-    async def _control_request(
-        self,
-        frame: control.SessionOpen
-        | control.SessionCreate
-        | control.CallFlowSetup
-        | control.WaMsgOut,
-    ) -> control.Response:
+    async def _control_request(self, frame: control.ControlRequest) -> control.Response:
         return await self._control.request(frame)
 
     # ── sessions ────────────────────────────────────────────────────────────────────────

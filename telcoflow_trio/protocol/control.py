@@ -43,6 +43,7 @@ __all__ = [
     "CallFlowSetup",
     "CallIn",
     "ClientControlFrame",
+    "ControlRequest",
     "CreatedSession",
     "OpenedSession",
     "Response",
@@ -426,6 +427,8 @@ class SessionClosed:
 
 
 ClientControlFrame = Setup | SessionOpen | SessionCreate | CallFlowSetup | WaMsgOut | SessionReady
+ControlRequest = SessionOpen | SessionCreate | CallFlowSetup | WaMsgOut
+"""The client frames that carry a ``reqId`` and get a :class:`Response`."""
 ServerControlFrame = SetupDone | Response | SessionNotify | CallIn | WaMsgIn | SessionClosed
 
 _CLIENT: Final[dict[str, Callable[[JSONObject], ClientControlFrame]]] = {

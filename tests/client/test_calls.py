@@ -10,6 +10,8 @@ import trio
 import telcoflow_trio as tf
 from telcoflow_trio.testing import ConnectBehaviour, EndedBy, Sandbox, TestSignal
 
+from .conftest import claimed_call
+
 
 def state_of(call: tf.Call) -> tf.CallState:
     # A function call, so the type checker does not narrow the property across awaits.
@@ -66,9 +68,7 @@ async def test_leaving_the_session_scope_ends_an_unanswered_call(sandbox: Sandbo
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             sim = await sandbox.place_call()
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (session, call):
                 assert await call.audio_stream() is not None  # opens the voice plane
             assert session.is_closed
             await sim.wait_terminated()
@@ -106,9 +106,7 @@ async def test_connect_unanswered_is_a_falsy_result(sandbox: Sandbox) -> None:
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             await sandbox.place_call(connect=ConnectBehaviour("UNANSWERED"))
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 assert await call.answer()
                 assert not await call.whisper()  # refused before connect
                 result = await call.connect(ring_time_seconds=5)
@@ -148,9 +146,7 @@ async def test_call_events_error_and_termination(sandbox: Sandbox) -> None:
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             sim = await sandbox.place_call()
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 assert await call.answer()
                 await sim.inject_error("TTS_SESSION_ERROR", "tts down")
                 event = await call.events.receive()
@@ -166,9 +162,7 @@ async def test_connect_whisper_with_audio_then_disconnect(sandbox: Sandbox) -> N
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             sim = await sandbox.place_call(connect=ConnectBehaviour("ANSWERED", answer_after=1.0))
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 assert await call.answer()
                 assert await call.connect(ring_time_seconds=10)
                 assert await call.whisper()

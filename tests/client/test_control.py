@@ -14,6 +14,8 @@ from telcoflow_trio.control_connection import Timeouts
 from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
 
+from .conftest import claimed_call
+
 FAST = Timeouts(setup=0.5, request=0.5, ping_interval=30, ping_timeout=10)
 
 
@@ -109,9 +111,7 @@ async def test_reconnect_keeps_live_calls_streaming(sandbox: Sandbox) -> None:
             sandbox.config(), backoff=Backoff(first=0.05, maximum=0.2)
         ) as sm:
             sim = await sandbox.place_call(audio=TestSignal(seconds=2))
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (session, call):
                 assert await call.answer()
                 stream = await call.audio_stream()
                 first_id = sm.sm_ws_id

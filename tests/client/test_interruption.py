@@ -10,6 +10,8 @@ import trio
 import telcoflow_trio as tf
 from telcoflow_trio.testing import Sandbox
 
+from .conftest import claimed_call
+
 RATE = 16000
 
 
@@ -26,9 +28,7 @@ async def test_clear_drops_the_first_utterance_and_keeps_the_second(sandbox: San
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config(sample_rate=RATE)) as sm:
             sim = await sandbox.place_call()
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 assert await call.answer()
                 mark = call.heard_position
                 await call.send_audio(first)

@@ -10,6 +10,8 @@ import trio
 import telcoflow_trio as tf
 from telcoflow_trio.testing import EndedBy, Sandbox, SimulatedCall, TestSignal, open_sandbox
 
+from .conftest import claimed_call
+
 
 def sdk_tasks() -> list[str]:
     """Names of the running tasks that belong to the SDK (not the sandbox, not the test)."""
@@ -48,9 +50,7 @@ async def test_every_scope_exit_closes_everything(sandbox: Sandbox, ending: str)
         with trio.CancelScope() as outer, raises:
             async with tf.SessionManager(sandbox.config()) as sm:
                 sim = await sandbox.place_call(audio=TestSignal(seconds=5))
-                note = await sm.session_notifications.receive()
-                async with sm.open_session(note.session_id) as session:
-                    call = await session.incoming_call()
+                async with claimed_call(sm) as (session, call):
                     assert await call.answer()
                     await call.send_audio(b"\x01\x00" * 8000)
                     assert sdk_tasks() != []
@@ -62,7 +62,7 @@ async def test_every_scope_exit_closes_everything(sandbox: Sandbox, ending: str)
         await sim.wait_terminated()
         await sandbox.wait_for(lambda: not sandbox.control_connections)
     assert sim.ended_by is EndedBy.AGENT_CLOSE
-    assert sandbox.sessions[note.session_id].state == "CLOSED"
+    assert sandbox.sessions[session.id].state == "CLOSED"
     assert session.is_closed and call.state is tf.CallState.TERMINATED
     assert sdk_tasks() == []
 
@@ -99,9 +99,7 @@ async def test_voice_plane_opens_once_under_concurrent_first_use(sandbox: Sandbo
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             await sandbox.place_call()
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 streams: list[trio.MemoryReceiveChannel[bytes]] = []
 
                 async def open_stream() -> None:
@@ -122,9 +120,7 @@ async def test_slow_audio_consumer_drops_oldest_and_commands_still_flow() -> Non
         with trio.fail_after(30):
             async with tf.SessionManager(sandbox.config()) as sm:
                 sim = await sandbox.place_call(audio=TestSignal(seconds=30))
-                note = await sm.session_notifications.receive()
-                async with sm.open_session(note.session_id) as session:
-                    call = await session.incoming_call()
+                async with claimed_call(sm) as (_session, call):
                     assert await call.answer()
                     stream = await call.audio_stream()  # never read while the caller talks
                     await sim.wait_spoken()
@@ -145,9 +141,7 @@ async def test_command_without_response_times_out_as_a_falsy_result(sandbox: San
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             await sandbox.place_call()
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 assert await call.answer()
                 sandbox.faults.withhold_command_responses.add("call.connect")
                 with trio.fail_after(1 + 5 + 3):  # timeout_ms (ring time) + 5 s grace
@@ -162,9 +156,7 @@ async def test_hand_off_a_new_call_to_another_node(sandbox: Sandbox) -> None:
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             sim = await sandbox.place_call(audio=TestSignal(seconds=1))
-            note = await sm.session_notifications.receive()
-            async with sm.open_session(note.session_id) as session:
-                call = await session.incoming_call()
+            async with claimed_call(sm) as (_session, call):
                 document = call.to_json()
                 with pytest.raises(tf.WSSCallStateError):
                     call.to_json()

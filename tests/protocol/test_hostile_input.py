@@ -90,19 +90,7 @@ def test_typed_objects_reach_the_frame_parsers(obj: dict[str, Any]) -> None:
         _check(decode(_json(wrapped)))
 
 
-@pytest.mark.parametrize(
-    "decode",
-    [
-        control.decode_server_frame,
-        control.decode_client_frame,
-        voice.decode_server_frame,
-        voice.decode_client_frame,
-        rest.decode_session_list,
-        rest.decode_close_result,
-        rest.decode_error_body,
-        handoff.decode_handoff,
-    ],
-)
+@pytest.mark.parametrize("decode", TEXT_DECODERS)
 @given(data=st.binary())
 def test_arbitrary_bytes(decode: Callable[[bytes], object], data: bytes) -> None:
     _check(decode(data))
