@@ -154,6 +154,11 @@ class SendAudioBuffer:
         while waiting, the part already queued stays queued.
 
         Raises :class:`BufferClosedError` once the buffer is closed.
+
+        Always a cancel point. It is a schedule point whenever it cannot queue at once
+        (it waits, or it raises, so a retry-on-full loop cannot starve other tasks), but
+        not when the bytes go straight in: a writer can only run ahead by ``capacity``
+        bytes before it must wait, and skipping that yield halves the cost of a write.
         """
         data = coerce_pcm(pcm)
         if not isinstance(wait, bool):
@@ -163,14 +168,13 @@ class SendAudioBuffer:
             raise BufferClosedError("the call's outgoing audio buffer is closed")
         n = len(data)
         if n == 0:
-            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         if not self._waiting_writers and self.size + n <= self._capacity:
             self._push(data)
-            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         if not wait:
             self._rejected += 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
             raise BufferFullError(
                 f"outgoing audio buffer has no room for {n} bytes "
                 f"({self.size} of {self._capacity} queued)"
@@ -192,7 +196,10 @@ class SendAudioBuffer:
                         return  # a clear dropped the rest (and counted it)
                     room = self._capacity - self.size
                     if room > 0:
-                        piece = bytes(view[offset : offset + room])
+                        if offset == 0 and room >= len(data):
+                            piece = data
+                        else:
+                            piece = bytes(view[offset : offset + room])
                         offset += len(piece)
                         self._pending_bytes -= len(piece)
                         self._push(piece)
@@ -229,7 +236,13 @@ class SendAudioBuffer:
         if not 0 < n <= self.size:
             raise ValueError(f"n must be in 1..{self.size}, got {n}")
         self._head += n
-        self._room.unpark_all()
+        if self._room:
+            self._room.unpark_all()
+
+    def poke(self) -> None:
+        """Wake a reader waiting for more audio, so it looks at its conditions again."""
+        if not self._closed:
+            self._send.send_nowait(b"")
 
     def discard(self) -> tuple[int, int]:
         """Drop everything queued and every waiting write's unqueued rest.

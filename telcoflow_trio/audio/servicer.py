@@ -15,14 +15,17 @@ Two deliberate differences, both documented on :class:`PullServicer`:
   and the drain of :meth:`aclose` mean "this utterance is complete", and a last word
   that never plays would make both wait for ever.
 
-Interruption is a cancel scope. The waiting and framing of each frame run inside
-an *interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels
-that scope (any partly assembled frame goes with it) and lets the loop start over for the
-pull requests still owed. Writing a frame happens *outside* that scope, so a clear never
-cuts a WebSocket message in half; instead ``clear`` waits for a write in flight to finish,
-and holds every fresh frame back until ``agent.interrupt`` has been written. Hence, when
-``clear`` returns, no byte queued before it will ever be sent, and the first byte sent after
-it is the first byte queued after it.
+Interruption is a cancel scope. The servicer's waiting and framing run inside an
+*interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels that
+scope (any partly assembled frame goes with it) and the loop starts over, in a fresh scope,
+for the pull requests still owed. A clear never cuts a WebSocket message in half: while a
+frame is being written, ``clear`` does not cancel the scope at all (there is no waiting or
+framing to cancel); it waits for the write to finish, and the servicer, seeing the buffer's
+epoch change, drops its staged chunks before it frames again. Either way ``clear`` holds
+every fresh frame back until ``agent.interrupt`` has been written. Hence, when ``clear``
+returns, no byte queued before it will ever be sent, and the first byte sent after it is the
+first byte queued after it. (One scope per interruption rather than one per frame keeps the
+per-frame cost down.)
 
 The seam for the voice connection (one servicer per voice WebSocket)::
 
@@ -35,9 +38,9 @@ The seam for the voice connection (one servicer per voice WebSocket)::
 ``send_frame(data)`` writes *one* binary message (``data`` already starts with the channel
 byte) through the connection's single writer path and returns once it is handed to the
 socket. When the connection is gone it should raise :class:`WSSCallClosedError`: the
-servicer then closes quietly (any other exception closes it and propagates). A clear never
-cancels it; cancelling the servicer's own task (connection teardown) does, so shield inside
-``send_frame`` if writes must stay whole even then.
+servicer then closes quietly (any other exception closes it and propagates). Neither
+``clear`` nor ``close`` ever cancels it; cancelling the servicer's own task (connection
+teardown) does, so shield inside ``send_frame`` if writes must stay whole even then.
 
 ``send_interrupt(written)`` sends ``agent.interrupt``, calls ``written()`` as soon as the
 command has been handed to the socket, then awaits and returns the :class:`CommandResult`.
@@ -159,8 +162,9 @@ class _Framer:
             except trio.EndOfChannel:
                 self.ended = True
                 break
-            chunks.append(chunk)
-            staged += len(chunk)
+            if chunk:  # an empty chunk is only a wake-up (see SendAudioBuffer.poke)
+                chunks.append(chunk)
+                staged += len(chunk)
         self.staged = staged
 
     async def pull_one(self) -> None:
@@ -169,8 +173,9 @@ class _Framer:
         except trio.EndOfChannel:
             self.ended = True
             return
-        self.chunks.append(chunk)
-        self.staged += len(chunk)
+        if chunk:
+            self.chunks.append(chunk)
+            self.staged += len(chunk)
 
     def take(self, n: int) -> bytes:
         """The next ``n`` staged bytes as a channel-0 frame, with a single copy."""
@@ -238,7 +243,6 @@ class PullServicer:
         self._started = False
         self._closed = False
         self._scope: trio.CancelScope | None = None
-        self._poke: trio.CancelScope | None = None
         self._request_lot = trio.lowlevel.ParkingLot()
         self._gate_lot = trio.lowlevel.ParkingLot()
         self._write_lot = trio.lowlevel.ParkingLot()
@@ -340,7 +344,8 @@ class PullServicer:
             if self._coalesced == 1:
                 logger.warning("too many distinct pending buffer_requests; merging them")
         self._owed_total += n
-        self._request_lot.unpark_all()
+        if self._request_lot:
+            self._request_lot.unpark_all()
 
     # ── the servicer task ───────────────────────────────────────────────────────────────
 
@@ -350,23 +355,27 @@ class PullServicer:
             raise RuntimeError("PullServicer.run() can only be called once")
         self._started = True
         task_status.started()
-        framer: _Framer | None = None
         try:
             while not self._closed:
-                if framer is None or framer.epoch != self._buffer.epoch:
-                    framer = _Framer(self._buffer)
-                frame: bytes | None = None
-                with trio.CancelScope() as scope:
+                with trio.CancelScope() as scope:  # the interruption scope
                     self._scope = scope
-                    frame = await self._next_frame(framer)
+                    await self._serve()
                 self._scope = None
-                if frame is None:
-                    framer = None  # interrupted: whatever was staged is gone with its epoch
-                    continue
-                await self._write(frame)
         finally:
             self._scope = None
             self.close()
+
+    async def _serve(self) -> None:
+        """Frame and write until interrupted; a clear during a write just starts a new
+        framer, a clear while waiting cancels us."""
+        framer = _Framer(self._buffer)
+        while not self._closed:
+            if framer.epoch != self._buffer.epoch:
+                framer = _Framer(self._buffer)  # staged chunks are gone with their epoch
+            frame = await self._next_frame(framer)
+            if frame is None:
+                return
+            await self._write(frame)
 
     def _need(self, owed: int) -> int:
         if self._buffer.closed or self._buffer.head_position < self._flush_until:
@@ -395,11 +404,7 @@ class PullServicer:
                     if framer.epoch != buffer.epoch:
                         return None
                     await trio.sleep_forever()  # closed and empty: wait to be stopped
-                with trio.CancelScope() as poke:
-                    # A flush lowers the floor; poking this scope makes us look again.
-                    self._poke = poke
-                    await framer.pull_one()
-                self._poke = None
+                await framer.pull_one()  # a flush wakes us with an empty chunk
                 continue
             if self._gates:
                 await self._gate_lot.park()
@@ -419,7 +424,8 @@ class PullServicer:
         return None
 
     async def _write(self, frame: bytes) -> None:
-        """Hand one frame to the socket, outside the interruption scope."""
+        """Hand one frame to the socket. Nothing cancels the interruption scope meanwhile:
+        :meth:`clear` and :meth:`close` check ``_inflight_start`` and leave it alone."""
         ok = False
         try:
             await self._send_frame(frame)
@@ -435,8 +441,10 @@ class PullServicer:
             else:
                 self._lost += len(frame) - 1
             self._inflight_start = None
-            self._write_lot.unpark_all()
-            self._settle_lot.unpark_all()
+            if self._write_lot:
+                self._write_lot.unpark_all()
+            if self._settle_lot:
+                self._settle_lot.unpark_all()
 
     # ── interruption, playout, close ────────────────────────────────────────────────────
 
@@ -451,8 +459,7 @@ class PullServicer:
             raise WSSCallClosedError()
         discarded, abandoned = self._buffer.discard()
         self._clears += 1
-        if self._scope is not None:
-            self._scope.cancel()
+        self._interrupt_framing()
         self._settle_lot.unpark_all()
         self._gates += 1
         gate_open = False
@@ -482,6 +489,12 @@ class PullServicer:
         self.last_clear = result
         return result
 
+    def _interrupt_framing(self) -> None:
+        # Never while a frame is being written: that write must finish whole, and the
+        # servicer notices the new epoch (or the close) as soon as it does.
+        if self._scope is not None and self._inflight_start is None:
+            self._scope.cancel()
+
     def _settled_position(self) -> int:
         if self._closed:
             return self._final_settled
@@ -503,8 +516,7 @@ class PullServicer:
             return
         if target > self._flush_until:
             self._flush_until = target
-            if self._poke is not None:
-                self._poke.cancel()
+            self._buffer.poke()  # the servicer may be waiting for a floor that no longer holds
         while self._settled_position() < target:
             if self._closed:
                 raise WSSCallClosedError("the call ended before its audio was played out")
@@ -518,9 +530,7 @@ class PullServicer:
         """
         timeout = _check_timeout("drain_timeout", drain_timeout)
         if not self._closed and timeout > 0 and self._buffer.size:
-            self._buffer.close()
-            if self._poke is not None:
-                self._poke.cancel()
+            self._buffer.close()  # also wakes the servicer: its channel ends
             with trio.move_on_after(timeout), contextlib.suppress(WSSCallClosedError):
                 await self._wait_settled(self._buffer.written_bytes)
         else:
@@ -534,8 +544,7 @@ class PullServicer:
         self._final_settled = self._settled_position()
         self._closed = True
         dropped = self._buffer.drop()
-        if self._scope is not None:
-            self._scope.cancel()
+        self._interrupt_framing()
         for lot in (self._request_lot, self._gate_lot, self._write_lot, self._settle_lot):
             lot.unpark_all()
         return dropped

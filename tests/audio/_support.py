@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -90,3 +92,23 @@ def req(n: int, pref: int = 0, channel: int = 0) -> BufferRequest:
 def pcm(n: int, seed: int = 0) -> bytes:
     """``n`` bytes that differ from another seed's at almost every position."""
     return bytes((seed * 131 + i * 7 + (i >> 8)) & 0xFF for i in range(n))
+
+
+TEST_DEADLINE = 20.0
+"""Real seconds; every test here takes milliseconds, so this only turns a hang into a failure."""
+
+
+def with_deadlines(namespace: dict[str, object]) -> None:
+    """Wrap each async ``test_*`` function of a module in ``trio.fail_after``."""
+    for name, fn in list(namespace.items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(fn):
+            namespace[name] = _deadline(fn)
+
+
+def _deadline(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: object, **kwargs: object) -> None:
+        with trio.fail_after(TEST_DEADLINE):
+            await fn(*args, **kwargs)
+
+    return wrapper

@@ -11,7 +11,7 @@ import trio.testing
 from telcoflow_trio import BufferClosedError, BufferFullError, CallAudioConfig
 from telcoflow_trio.audio import SendAudioBuffer
 
-from ._support import pcm
+from ._support import pcm, with_deadlines
 
 
 def drain(buf: SendAudioBuffer) -> bytes:
@@ -170,6 +170,18 @@ async def test_waiting_writers_keep_call_order_and_block_nowait_writes() -> None
     assert got == b"aaabcc"
 
 
+async def test_a_nowait_write_never_jumps_ahead_of_a_woken_writer() -> None:
+    buf = SendAudioBuffer(4)
+    await buf.send_audio(b"0000")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(buf.send_audio, b"ab", wait=True))
+        await trio.testing.wait_all_tasks_blocked()
+        assert drain(buf) == b"0000"  # room now; the writer is woken but has not run
+        with pytest.raises(BufferFullError):
+            await buf.send_audio(b"z")
+    assert drain(buf) == b"ab"
+
+
 async def test_discard_drops_queue_and_abandons_waiting_writers() -> None:
     buf = SendAudioBuffer(4)
     await buf.send_audio(b"old!")
@@ -237,3 +249,6 @@ async def test_send_audio_is_a_checkpoint() -> None:
         await buf.send_audio(b"ab")
     assert scope.cancelled_caught
     assert buf.size == 0
+
+
+with_deadlines(globals())

@@ -11,7 +11,7 @@ import trio.testing
 from telcoflow_trio import BufferClosedError, CommandResult, WSSCallClosedError
 from telcoflow_trio.audio import MAX_REQUEST_RUNS, ClearResult, PullServicer, SendAudioBuffer
 
-from ._support import INTERRUPT, FakeConnection, make, pcm, req
+from ._support import INTERRUPT, FakeConnection, make, pcm, req, with_deadlines
 
 settle = trio.testing.wait_all_tasks_blocked
 
@@ -22,6 +22,8 @@ async def running() -> AsyncIterator[tuple[SendAudioBuffer, PullServicer, FakeCo
     async with trio.open_nursery() as nursery:
         await nursery.start(servicer.run)
         yield buf, servicer, conn
+        conn.hold = False  # a failed test may leave a write held
+        conn.release()
         servicer.close()
 
 
@@ -43,6 +45,16 @@ async def test_sends_everything_held_up_to_owed_in_one_frame(running: Running) -
     assert sizes(conn) == [4800]
     assert conn.frames[0][0] == 0
     assert conn.payload == pcm(4800)
+
+
+async def test_many_small_chunks_make_one_frame(running: Running) -> None:
+    buf, servicer, conn = running
+    for i in range(10):
+        await buf.send_audio(pcm(480, i))
+    servicer.on_buffer_request(req(4800, 960))
+    await settle()
+    assert sizes(conn) == [4800]
+    assert conn.payload == b"".join(pcm(480, i) for i in range(10))
 
 
 async def test_waits_for_the_floor(running: Running) -> None:
@@ -185,10 +197,13 @@ async def test_wait_for_playout_flushes_the_tail(running: Running) -> None:
     buf, servicer, conn = running
     servicer.on_buffer_request(req(10_000, 960))
     await buf.send_audio(pcm(1500))
+    await settle()
     await buf.send_audio(pcm(100, 1))
     await settle()
+    assert sizes(conn) == [1500]  # the tail waits for the floor...
     with trio.fail_after(5):
-        await servicer.wait_for_playout()
+        await servicer.wait_for_playout()  # ...until someone waits for it
+    assert sizes(conn) == [1500, 100]
     assert conn.payload == pcm(1500) + pcm(100, 1)
     assert buf.size == 0
     assert servicer.heard_position == 1600 == servicer.sent_bytes
@@ -271,6 +286,20 @@ async def test_clear_discards_sends_interrupt_and_resumes_owed(running: Running)
     assert conn.payload == pcm(1000) + pcm(2000, 2)
     c = servicer.counters()
     assert (c.discarded_bytes, c.clears, c.sent_bytes) == (700, 1, 3000)
+
+
+async def test_clear_wins_over_a_chunk_already_handed_to_the_servicer(
+    running: Running,
+) -> None:
+    buf, servicer, conn = running
+    servicer.on_buffer_request(req(3000, 960))
+    await buf.send_audio(pcm(500))
+    await settle()  # staged, below the floor; the servicer waits on the channel
+    await buf.send_audio(pcm(500, 1))  # handed straight to the waiting servicer...
+    await servicer.clear()  # ...which has not run yet when the clear comes
+    await buf.send_audio(pcm(960, 2))
+    await settle()
+    assert conn.log == [INTERRUPT, b"\x00" + pcm(960, 2)]
 
 
 async def test_clear_drops_a_partly_assembled_frame(running: Running) -> None:
@@ -536,3 +565,6 @@ async def test_counters_add_up(running: Running) -> None:
     assert c.written_bytes == c.sent_bytes + c.discarded_bytes + c.dropped_bytes + buf.size
     assert (c.sent_bytes, c.frames_sent, c.discarded_bytes) == (1000, 1, 500)
     assert servicer.get_send_audio_buffer_size() == 300
+
+
+with_deadlines(globals())

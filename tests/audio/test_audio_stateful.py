@@ -11,9 +11,9 @@ autojump is off, so the idle worker does not spin.
 
 The fake connection checks every frame against the model the moment ``send_frame`` is
 called: its bytes must be exactly the next bytes written and not discarded, it must fit in
-what the current request still owes, and it must reach the floor unless less was owed or a
-flush asked for the tail. Written bytes are random, so a stale byte cannot pass for a
-fresh one.
+what the current request still owes, it must take everything queued up to that, and it
+must reach the floor unless less was owed or a flush asked for the tail. Written bytes
+are random, so a stale byte cannot pass for a fresh one.
 """
 
 from __future__ import annotations
@@ -218,6 +218,8 @@ class Model:
         if bytes(self.stream[:k]) != payload:
             bad("is not the next bytes written (stale, reordered or invented)")
         del self.stream[:k]
+        if k < self.owed and self.stream and not self.waiting:
+            bad(f"left {len(self.stream)} queued bytes behind with {self.owed} owed")
         self.owed -= min(k, self.owed)
         self.inflight_start = self.consumed
         self.consumed += k
