@@ -37,3 +37,10 @@ def typecheck(session: nox.Session) -> None:
     """mypy in strict mode over the package and the tests."""
     session.install("-e", ".[test]", "mypy>=1.11", "nox>=2024.4")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, side by side with the official client (not part of the tests)."""
+    session.install("-e", ".[test]")
+    session.run("python", "bench/bench_buffer.py", *session.posargs)
