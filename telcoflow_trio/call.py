@@ -18,7 +18,7 @@ import trio
 
 from ._scope import TaskScope
 from .audio import AudioCounters, ClearResult, SendAudioBuffer
-from .config import CallAudioConfig
+from .config import CallAudioConfig, SessionManagerConfig
 from .enums import CallEvent, CallState
 from .errors import WSSCallClosedError, WSSCallStateError
 from .protocol import Unrecognised, control, handoff, voice
@@ -99,17 +99,17 @@ class Call:
     def _for_session(
         cls,
         frame: control.CallIn,
-        call_audio: CallAudioConfig,
+        config: SessionManagerConfig,
         nursery: trio.Nursery,
         session: Session,
     ) -> Call:
         doc = handoff.HandoffDocument(
             frame.call_id, frame.url, frame.token, frame.caller, frame.callee
         )
-        tls = session._manager.config.tls_context() if frame.url.startswith("wss://") else None
+        tls = config.tls_context() if frame.url.startswith("wss://") else None
         return cls(
             doc,
-            call_audio,
+            config.call_audio,
             ssl_context=tls,
             org_uuid=frame.org_uuid,
             session=session,

@@ -21,6 +21,7 @@ import trio
 import trio_websocket
 
 from . import _websocket
+from ._replies import Replies
 from .config import SessionManagerConfig
 from .errors import WSSConnectionError
 from .protocol import Unrecognised, control, timing
@@ -39,15 +40,6 @@ class ConnectionState(StrEnum):
     CONNECTED = "CONNECTED"
     RECONNECTING = "RECONNECTING"
     CLOSED = "CLOSED"
-
-
-@attrs.define
-class _Pending:
-    """A request waiting for its response (or for the connection to die)."""
-
-    done: trio.Event = attrs.field(factory=trio.Event)
-    response: control.Response | None = None
-    error: WSSConnectionError | None = None
 
 
 @attrs.define
@@ -78,7 +70,7 @@ class ControlConnection:
         self._timeouts = timeouts or Timeouts()
         self._backoff = backoff or timing.Backoff()
         self._ws: trio_websocket.WebSocketConnection | None = None
-        self._pending: dict[str, _Pending] = {}
+        self._replies: Replies[control.Response] = Replies(_PLANE)
         self._state = ConnectionState.CONNECTING
         self._state_changed = trio.Event()
         self._closing = False
@@ -232,7 +224,7 @@ class ControlConnection:
                     self.sm_ws_id = frame.sm_ws_id or None
                     setup_done.set()
                 elif isinstance(frame, control.Response):
-                    self._resolve(frame)
+                    self._replies.resolve(frame.req_id, frame)
                 else:
                     try:
                         self._on_frame(frame)
@@ -244,19 +236,8 @@ class ControlConnection:
             # The reader's end is the connection's end: stop the heartbeat and the handshake.
             connection_scope.cancel()
 
-    def _resolve(self, response: control.Response) -> None:
-        pending = self._pending.get(response.req_id)
-        if pending is None:
-            logger.debug("control plane: response for a request nobody waits for")
-            return
-        pending.response = response
-        pending.done.set()
-
     def _fail_pending(self, why: str) -> None:
-        for pending in self._pending.values():
-            if not pending.done.is_set():
-                pending.error = WSSConnectionError(why)
-                pending.done.set()
+        self._replies.fail_all(WSSConnectionError(why))
 
     async def _heartbeat(self, ws: trio_websocket.WebSocketConnection) -> None:
         while True:
@@ -295,18 +276,16 @@ class ControlConnection:
         before the answer, or when no answer comes in time.
         """
         ws = self._require_ws()
-        pending = _Pending()
-        self._pending[frame.req_id] = pending
-        try:
-            with trio.move_on_after(self._timeouts.request):
-                await _websocket.send_unbroken(ws, control.encode_frame(frame))
-                await pending.done.wait()
-        finally:
-            del self._pending[frame.req_id]
-        if pending.error is not None:
-            raise pending.error
-        if pending.response is None:
+        with (
+            self._replies.expect(frame.req_id) as reply,
+            trio.move_on_after(self._timeouts.request),
+        ):
+            await _websocket.send_unbroken(ws, control.encode_frame(frame))
+            await reply.done.wait()
+        if reply.error is not None:
+            raise reply.error
+        if reply.value is None:
             raise WSSConnectionError(
                 f"no response to {frame.TYPE} within {self._timeouts.request:g} s"
             )
-        return pending.response
+        return reply.value

@@ -21,7 +21,9 @@ from .protocol import control, timing
 from .results import SendMessageResult
 
 if TYPE_CHECKING:
-    from .session_manager import SessionManager
+    from .config import SessionManagerConfig
+    from .control_connection import ControlConnection
+    from .rest_client import RestClient
 
 __all__ = ["Session"]
 
@@ -36,9 +38,17 @@ class Session:
     """One claimed session. Made by the session manager; use it inside its ``async with``."""
 
     def __init__(
-        self, manager: SessionManager, info: control.OpenedSession, nursery: trio.Nursery
+        self,
+        info: control.OpenedSession,
+        *,
+        control_connection: ControlConnection,
+        rest: RestClient,
+        config: SessionManagerConfig,
+        nursery: trio.Nursery,
     ) -> None:
-        self._manager = manager
+        self._control = control_connection
+        self._rest = rest
+        self._config = config
         self._nursery = nursery
         self.id = info.id
         self.channel = info.channel
@@ -81,7 +91,7 @@ class Session:
         if self._ready or self.is_closed:
             return
         self._ready = True
-        await self._manager._control_send(control.SessionReady(self.id))
+        await self._control.send(control.SessionReady(self.id))
 
     async def _ready_watchdog(self) -> None:
         await trio.sleep(timing.READY_WARNING_DELAY)
@@ -125,7 +135,7 @@ class Session:
         if self._call is not None:
             logger.debug("session %s: ignored a second call.in (call %s)", self.id, frame.call_id)
             return
-        self._call = Call._for_session(frame, self._manager.config.call_audio, self._nursery, self)
+        self._call = Call._for_session(frame, self._config, self._nursery, self)
         self._call_arrived.set()
 
     # ── WA ──────────────────────────────────────────────────────────────────────────────
@@ -150,7 +160,7 @@ class Session:
             raise TypeError(f"message must be a SendWAMessage, got {type(message).__name__}")
         if self.is_closed:
             raise WSSSessionClosed(f"session {self.id} is closed")
-        response = await self._manager._control_request(
+        response = await self._control.request(
             control.WaMsgOut(self.id, message.api_version, message.data)
         )
         if response.ok:
@@ -202,7 +212,7 @@ class Session:
             if call is not None and call.state is not CallState.TERMINATED:
                 await call.close()
         else:
-            result = await self._manager._rest.close_session(self.id)
+            result = await self._rest.close_session(self.id)
             if result is None:
                 self._mark_closed(CloseReason.SDK_REQUEST)
         with trio.move_on_after(confirm_timeout):

@@ -18,7 +18,7 @@ import trio
 
 from ._scope import TaskScope
 from .call import Call
-from .config import SessionManagerConfig
+from .config import CallFlowConfig, SessionManagerConfig
 from .control_connection import ConnectionState, ControlConnection, Timeouts
 from .enums import ChannelType, CloseReason
 from .errors import WSSSessionAlreadyExists, WSSSessionBusy, WSSSessionError
@@ -131,6 +131,15 @@ class SessionManager:
         """The server's id for our control connection (changes on reconnect)."""
         return self._control.sm_ws_id
 
+    @property
+    def reconnects(self) -> int:
+        """How many times the control connection was re-established."""
+        return self._control.reconnects
+
+    async def wait_connection_state(self, state: ConnectionState) -> None:
+        """Wait until the control connection is in ``state``."""
+        await self._control.wait_state(state)
+
     async def wait_connected(self) -> None:
         """Wait until the control connection is up (e.g. after a reconnect)."""
         await self._control.wait_state(ConnectionState.CONNECTED)
@@ -181,12 +190,6 @@ class SessionManager:
                 session._mark_closed(CloseReason.FORCE_CLOSE)
             else:
                 logger.warning("session %s: re-claim refused (%s)", session.id, response.error_code)
-
-    async def _control_send(self, frame: control.ClientControlFrame) -> None:
-        await self._control.send(frame)
-
-    async def _control_request(self, frame: control.ControlRequest) -> control.Response:
-        return await self._control.request(frame)
 
     # ── sessions ────────────────────────────────────────────────────────────────────────
 
@@ -242,7 +245,13 @@ class SessionManager:
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
         nursery = await scope.open()
-        session = Session(self, info, nursery)
+        session = Session(
+            info,
+            control_connection=self._control,
+            rest=self._rest,
+            config=self.config,
+            nursery=nursery,
+        )
         self._sessions[session_id] = session
         nursery.start_soon(session._ready_watchdog)
         body_exc: BaseException | None = None
@@ -276,10 +285,8 @@ class SessionManager:
         """The connector's sessions (REST), filtered by channel, remote address and state."""
         return await self._rest.list_sessions(channel, remote_address, state)
 
-    async def setup_call_flow(self, flow: object) -> None:
+    async def setup_call_flow(self, flow: CallFlowConfig) -> None:
         """Send the connector's call flow (``call_flow.setup``). Not re-sent on reconnect."""
-        from .config import CallFlowConfig
-
         if not isinstance(flow, CallFlowConfig):
             raise TypeError(f"flow must be a CallFlowConfig, got {type(flow).__name__}")
         response = await self._control.request(flow.to_frame())

@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-import attrs
 import trio
 import trio_websocket
 
 from . import _websocket
+from ._replies import Replies
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from .audio import PullServicer, SendAudioBuffer
 from .errors import WSSCallClosedError, WSSConnectionError
@@ -35,13 +35,6 @@ logger = logging.getLogger(__name__)
 AUDIO_QUEUE_CHUNKS: Final = 500
 """Incoming chunks kept per channel for a slow reader (10 s of 20 ms frames)."""
 RTT_SAMPLES: Final = 256
-
-
-@attrs.define
-class _PendingCommand:
-    done: trio.Event = attrs.field(factory=trio.Event)
-    response: voice.CommandResponse | None = None
-    written: Callable[[], None] | None = None
 
 
 class VoiceConnection:
@@ -63,7 +56,7 @@ class VoiceConnection:
         self._on_event = on_event
         self._ws: trio_websocket.WebSocketConnection | None = None
         self._closed = False
-        self._pending: dict[str, _PendingCommand] = {}
+        self._replies: Replies[voice.CommandResponse] = Replies("voice plane")
         self._audio_queue_chunks = audio_queue_chunks
         self._audio: dict[
             int, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
@@ -106,8 +99,7 @@ class VoiceConnection:
         self._closed = True
         self._ws = None
         self.servicer.close()
-        for pending in self._pending.values():
-            pending.done.set()
+        self._replies.fail_all()
         for send, _ in self._audio.values():
             send.close()
 
@@ -133,7 +125,7 @@ class VoiceConnection:
                 elif isinstance(frame, voice.BufferRequest):
                     self.servicer.on_buffer_request(frame)
                 elif isinstance(frame, voice.CommandResponse):
-                    self._resolve(frame)
+                    self._replies.resolve(frame.command_id, frame)
                 elif isinstance(frame, voice.CallEventFrame):
                     try:
                         self._on_event(frame)
@@ -191,14 +183,6 @@ class VoiceConnection:
             raise ValueError(f"channel_id must be in 0..255, got {channel_id}")
         return self._channel(channel_id)[1]
 
-    def _resolve(self, response: voice.CommandResponse) -> None:
-        pending = self._pending.get(response.command_id)
-        if pending is None:
-            logger.debug("voice plane: response for a command nobody waits for")
-            return
-        pending.response = response
-        pending.done.set()
-
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
     async def _write(self, message: str | bytes) -> None:
@@ -234,18 +218,14 @@ class VoiceConnection:
         raises :class:`WSSCallClosedError`.
         """
         frame = voice.Command(name, timeout_ms, data)
-        pending = _PendingCommand(written=written)
-        self._pending[frame.command_id] = pending
         started = time.monotonic()
-        try:
-            with trio.move_on_after(timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS):
-                await self._write(voice.encode_frame(frame))
-                if written is not None:
-                    written()
-                await pending.done.wait()
-        finally:
-            del self._pending[frame.command_id]
-        response = pending.response
+        deadline = timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS
+        with self._replies.expect(frame.command_id) as reply, trio.move_on_after(deadline):
+            await self._write(voice.encode_frame(frame))
+            if written is not None:
+                written()
+            await reply.done.wait()
+        response = reply.value
         if response is None:
             if self._closed:
                 raise WSSCallClosedError(f"the call ended before {name} was answered")

@@ -117,7 +117,7 @@ async def test_reconnect_keeps_live_calls_streaming(sandbox: Sandbox) -> None:
                 first_id = sm.sm_ws_id
                 assert await sandbox.drop_control_connections() == 1
                 with trio.fail_after(5):
-                    await sm._control.wait_state(tf.ConnectionState.RECONNECTING)
+                    await sm.wait_connection_state(tf.ConnectionState.RECONNECTING)
                     await sm.wait_connected()
                 assert sm.sm_ws_id != first_id
                 # The TELCO session is closed on reconnect; its call streams on.
@@ -157,10 +157,10 @@ async def test_refused_reconnects_back_off_then_succeed(
         async with tf.SessionManager(sandbox.config(), backoff=backoff) as sm:
             sandbox.faults.refuse_control = 3
             await sandbox.drop_control_connections()
-            await sm._control.wait_state(tf.ConnectionState.RECONNECTING)
+            await sm.wait_connection_state(tf.ConnectionState.RECONNECTING)
             await sm.wait_connected()
             assert sandbox.faults.refuse_control == 0
-            assert sm._control.reconnects == 1
+            assert sm.reconnects == 1
             # One delay per failure, growing by 1.5 each time; reset after the success.
             assert backoff.delays == pytest.approx([0.005, 0.0075, 0.01125, 0.016875])
             assert backoff.attempt == 0
@@ -172,7 +172,7 @@ async def test_closing_the_manager_stops_reconnecting(sandbox: Sandbox) -> None:
     with trio.fail_after(10):
         async with tf.SessionManager(sandbox.config(), backoff=Backoff(first=30, maximum=30)) as sm:
             await sandbox.drop_control_connections()
-            await sm._control.wait_state(tf.ConnectionState.RECONNECTING)
+            await sm.wait_connection_state(tf.ConnectionState.RECONNECTING)
         assert sm.connection_state is tf.ConnectionState.CLOSED
 
 
