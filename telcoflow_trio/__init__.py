@@ -6,6 +6,7 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 import logging
 
 from ._version import __version__
+from .audio import AudioCounters, AudioStream, ClearResult
 from .call import Call, CallError, CallTerminated
 from .config import (
     DEFAULT_BUFFER_SIZE,
@@ -66,7 +67,9 @@ __all__ = [
     "CALL_TERMINATED",
     "DEFAULT_BUFFER_SIZE",
     "PRODUCTION_BASE_URL",
+    "AudioCounters",
     "AudioMode",
+    "AudioStream",
     "BufferClosedError",
     "BufferFullError",
     "Call",
@@ -79,6 +82,7 @@ __all__ = [
     "CallState",
     "CallTerminated",
     "ChannelType",
+    "ClearResult",
     "CloseReason",
     "CloseResult",
     "CommandResult",

@@ -17,7 +17,8 @@ import attrs
 import trio
 
 from ._scope import TaskScope
-from .audio import AudioCounters, ClearResult, SendAudioBuffer
+from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
+from .audio.incoming import check_channel_id
 from .config import CallAudioConfig, SessionManagerConfig
 from .enums import CallEvent, CallState
 from .errors import WSSCallClosedError, WSSCallStateError
@@ -363,13 +364,19 @@ class Call:
         """Round-trip times (s) of recent commands."""
         return () if self._voice is None else tuple(self._voice.command_rtts)
 
-    async def audio_stream(self, channel_id: int = 0) -> trio.MemoryReceiveChannel[bytes]:
-        """The caller's audio on a channel (0 = mixed), as a receive channel of PCM chunks.
+    def audio_stream(self, channel_id: int = 0) -> AudioStream:
+        """The caller's audio on a channel (0 = mixed): ``async for chunk in call.audio_stream()``.
 
-        Ends when the call ends. Opens the voice plane if needed.
+        A trio receive channel of PCM chunks that ends when the call ends. The voice plane
+        opens on the first receive; ``await call.audio_stream()`` opens it at once.
         """
-        connection = await self._live()
-        return connection.audio_stream(channel_id)
+        channel_id = check_channel_id(channel_id)
+
+        async def open_channel() -> trio.MemoryReceiveChannel[bytes]:
+            connection = await self._live()
+            return connection.audio_stream(channel_id)
+
+        return AudioStream(channel_id, open_channel)
 
     # ── hand-off ────────────────────────────────────────────────────────────────────────
 

@@ -24,6 +24,7 @@ from . import _websocket
 from ._replies import Replies
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from .audio import PullServicer, SendAudioBuffer
+from .audio.incoming import check_channel_id
 from .errors import WSSCallClosedError, WSSConnectionError
 from .protocol import Unrecognised, voice
 from .results import CommandResult
@@ -177,11 +178,7 @@ class VoiceConnection:
 
     def audio_stream(self, channel_id: int = 0) -> trio.MemoryReceiveChannel[bytes]:
         """The receive channel of a channel's PCM chunks (ends when the call ends)."""
-        if isinstance(channel_id, bool) or not isinstance(channel_id, int):
-            raise TypeError(f"channel_id must be an int, got {type(channel_id).__name__}")
-        if not 0 <= channel_id <= 255:
-            raise ValueError(f"channel_id must be in 0..255, got {channel_id}")
-        return self._channel(channel_id)[1]
+        return self._channel(check_channel_id(channel_id))[1]
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 

@@ -7,6 +7,7 @@ close. See :mod:`telcoflow_trio.audio.servicer` for the seam the voice connectio
 """
 
 from .buffer import BufferCounters, SendAudioBuffer
+from .incoming import AudioStream
 from .servicer import (
     MAX_REQUEST_RUNS,
     AudioCounters,
@@ -19,6 +20,7 @@ from .servicer import (
 __all__ = [
     "MAX_REQUEST_RUNS",
     "AudioCounters",
+    "AudioStream",
     "BufferCounters",
     "ClearResult",
     "PullServicer",

@@ -20,7 +20,7 @@ def state_of(call: tf.Call) -> tf.CallState:
 
 async def echo(call: tf.Call) -> None:
     assert await call.answer()
-    async for chunk in await call.audio_stream():
+    async for chunk in call.audio_stream():
         await call.send_audio(chunk)
 
 
