@@ -29,7 +29,7 @@ from .voice_connection import VoiceConnection
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Call", "CallError", "CallTerminated"]
+__all__ = ["Call", "CallError", "CallOwner", "CallTerminated", "call_for_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,27 +96,6 @@ class Call:
         )
         self.events_dropped = 0
 
-    @classmethod
-    def _for_session(
-        cls,
-        frame: control.CallIn,
-        config: SessionManagerConfig,
-        nursery: trio.Nursery,
-        session: Session,
-    ) -> Call:
-        doc = handoff.HandoffDocument(
-            frame.call_id, frame.url, frame.token, frame.caller, frame.callee
-        )
-        tls = config.tls_context() if frame.url.startswith("wss://") else None
-        return cls(
-            doc,
-            config.call_audio,
-            ssl_context=tls,
-            org_uuid=frame.org_uuid,
-            session=session,
-            nursery=nursery,
-        )
-
     def __repr__(self) -> str:
         return f"<Call {self.id} {self._state}>"
 
@@ -151,11 +130,6 @@ class Call:
             self._voice.servicer.close()
         if self._voice_scope is not None:
             self._voice_scope.cancel()
-
-    def _session_closed(self) -> None:
-        # A closed session does not end its call: after a control-plane reconnect the
-        # server closes TELCO sessions while their calls keep streaming on the voice plane.
-        logger.debug("call %s: its session closed; the voice plane decides the call's end", self.id)
 
     def _on_event(self, frame: voice.CallEventFrame) -> None:
         event: CallTerminated | CallError
@@ -432,3 +406,34 @@ class Call:
         finally:
             await self._own_scope.close(exc)
         return None
+
+
+class CallOwner:
+    """The owning session's side of a call: ending it when the session's scope ends.
+    Not for applications."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def terminate(self, why: str) -> None:
+        self.call._terminate(why)
+
+
+def call_for_session(
+    frame: control.CallIn,
+    config: SessionManagerConfig,
+    nursery: trio.Nursery,
+    session: Session,
+) -> tuple[Call, CallOwner]:
+    """The call a ``call.in`` announced, living in its session's nursery, and its owner handle."""
+    doc = handoff.HandoffDocument(frame.call_id, frame.url, frame.token, frame.caller, frame.callee)
+    tls = config.tls_context() if frame.url.startswith("wss://") else None
+    call = Call(
+        doc,
+        config.call_audio,
+        ssl_context=tls,
+        org_uuid=frame.org_uuid,
+        session=session,
+        nursery=nursery,
+    )
+    return call, CallOwner(call)

@@ -4,6 +4,10 @@ A :class:`Session` lives inside the ``async with`` of ``SessionManager.open_sess
 ``create_session``; that block is its scope. Leaving it closes the session on the server
 as the protocol says (``call.close`` for TELCO, REST for WA) and waits for
 ``session.closed``, at most ``SESSION_CLOSE_WAIT`` seconds, before closing it locally.
+
+The manager drives a session through its :class:`SessionFeed` (frames routed to it, the
+scope's end), made together with the session by :func:`open_session_object`; neither
+reaches into the other's private state.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from .call import Call
+from .call import Call, CallOwner, call_for_session
 from .enums import CallState, ChannelType, CloseReason
 from .errors import WrongChannelError, WSSSessionClosed, WSSSessionError, error_from_code
 from .messages import IncomingMessage, SendWAMessage
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
     from .control_connection import ControlConnection
     from .rest_client import RestClient
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionFeed", "open_session_object"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class Session:
         self._closed = trio.Event()
         self._close_reason: CloseReason | None = None
         self._call: Call | None = None
+        self._call_owner: CallOwner | None = None
         self._call_arrived = trio.Event()
         self._messages_in, self.messages = trio.open_memory_channel[IncomingMessage](MESSAGE_BUFFER)
         self.messages_dropped = 0
@@ -93,7 +98,7 @@ class Session:
         self._ready = True
         await self._control.send(control.SessionReady(self.id))
 
-    async def _ready_watchdog(self) -> None:
+    async def _watch_ready(self) -> None:
         await trio.sleep(timing.READY_WARNING_DELAY)
         if not self._ready and not self.is_closed:
             logger.warning(
@@ -135,7 +140,7 @@ class Session:
         if self._call is not None:
             logger.debug("session %s: ignored a second call.in (call %s)", self.id, frame.call_id)
             return
-        self._call = Call._for_session(frame, self._config, self._nursery, self)
+        self._call, self._call_owner = call_for_session(frame, self._config, self._nursery, self)
         self._call_arrived.set()
 
     # ── WA ──────────────────────────────────────────────────────────────────────────────
@@ -175,14 +180,14 @@ class Session:
         self._close_reason = reason
         self._closed.set()
         self._messages_in.close()
-        if self._call is not None:
-            self._call._session_closed()
+        # A closed session does not end its call: after a control-plane reconnect the
+        # server closes TELCO sessions while their calls keep streaming on the voice plane.
         logger.info("session %s closed (%s)", self.id, reason)
 
     def _abandon(self) -> None:
         """The scope is over: whatever the server said, stop the call's tasks now."""
-        if self._call is not None:
-            self._call._terminate("its session scope ended")
+        if self._call_owner is not None:
+            self._call_owner.terminate("its session scope ended")
         self._mark_closed(CloseReason.SDK_REQUEST)
 
     async def wait_closed(self) -> CloseReason:
@@ -224,6 +229,50 @@ class Session:
                 confirm_timeout,
             )
             self._mark_closed(CloseReason.SDK_REQUEST)
+
+
+class SessionFeed:
+    """The session manager's side of one session: what the control plane routes to it, and
+    the end of its scope. Not for applications."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def call_in(self, frame: control.CallIn) -> None:
+        self.session._deliver_call(frame)
+
+    def message_in(self, frame: control.WaMsgIn) -> None:
+        self.session._deliver_message(frame)
+
+    def closed(self, reason: CloseReason) -> None:
+        self.session._mark_closed(reason)
+
+    async def watch_ready(self) -> None:
+        """Warn if the application never calls ``ready()`` (run in the session's nursery)."""
+        await self.session._watch_ready()
+
+    async def close_on_exit(self) -> None:
+        """The scope is ending: close on the server what is ours to close."""
+        await self.session._close_on_exit()
+
+    def abandon(self) -> None:
+        """The scope is over: whatever the server said, stop the call's tasks now."""
+        self.session._abandon()
+
+
+def open_session_object(
+    info: control.OpenedSession,
+    *,
+    control_connection: ControlConnection,
+    rest: RestClient,
+    config: SessionManagerConfig,
+    nursery: trio.Nursery,
+) -> tuple[Session, SessionFeed]:
+    """A new session and the feed its manager drives it through."""
+    session = Session(
+        info, control_connection=control_connection, rest=rest, config=config, nursery=nursery
+    )
+    return session, SessionFeed(session)
 
 
 def session_error(response: control.Response, what: str) -> Exception:

@@ -25,7 +25,7 @@ from .errors import WSSSessionAlreadyExists, WSSSessionBusy, WSSSessionError
 from .messages import SessionNotification
 from .protocol import Unrecognised, control, rest, timing
 from .rest_client import RestClient
-from .session import Session, session_error
+from .session import Session, SessionFeed, open_session_object, session_error
 
 __all__ = ["SessionManager"]
 
@@ -69,7 +69,7 @@ class SessionManager:
         self._control = ControlConnection(
             config, self._route, self._restore_sessions, timeouts=timeouts, backoff=backoff
         )
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, SessionFeed] = {}
         self._notify_in, self.session_notifications = trio.open_memory_channel[SessionNotification](
             notification_buffer
         )
@@ -161,25 +161,26 @@ class SessionManager:
             except trio.ClosedResourceError:
                 pass
             return
-        session = self._sessions.get(frame.session_id)  # type: ignore[union-attr]
-        if session is None:
+        feed = self._sessions.get(frame.session_id)  # type: ignore[union-attr]
+        if feed is None:
             logger.debug("%s for unknown session %s ignored", frame.TYPE, frame.session_id)  # type: ignore[union-attr]
             return
         if isinstance(frame, control.CallIn):
-            session._deliver_call(frame)
+            feed.call_in(frame)
         elif isinstance(frame, control.WaMsgIn):
-            session._deliver_message(frame)
+            feed.message_in(frame)
         elif isinstance(frame, control.SessionClosed):
-            session._mark_closed(frame.reason)
+            feed.closed(frame.reason)
 
     async def _restore_sessions(self) -> None:
         """After a reconnect: TELCO sessions are closed (their calls keep streaming on the
         voice plane; the server re-notifies live calls); WA sessions are claimed again."""
-        for session in list(self._sessions.values()):
+        for feed in list(self._sessions.values()):
+            session = feed.session
             if session.is_closed:
                 continue
             if session.channel is ChannelType.TELCO:
-                session._mark_closed(CloseReason.FORCE_CLOSE)
+                feed.closed(CloseReason.FORCE_CLOSE)
                 continue
             response = await self._control.request(control.SessionOpen(session.id))
             if response.ok:
@@ -187,7 +188,7 @@ class SessionManager:
                 logger.info("session %s re-claimed after reconnect", session.id)
             elif response.error_code in ("SESSION_BUSY", "SESSION_CLOSED"):
                 logger.info("session %s lost on reconnect (%s)", session.id, response.error_code)
-                session._mark_closed(CloseReason.FORCE_CLOSE)
+                feed.closed(CloseReason.FORCE_CLOSE)
             else:
                 logger.warning("session %s: re-claim refused (%s)", session.id, response.error_code)
 
@@ -245,15 +246,15 @@ class SessionManager:
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
         nursery = await scope.open()
-        session = Session(
+        session, feed = open_session_object(
             info,
             control_connection=self._control,
             rest=self._rest,
             config=self.config,
             nursery=nursery,
         )
-        self._sessions[session_id] = session
-        nursery.start_soon(session._ready_watchdog)
+        self._sessions[session_id] = feed
+        nursery.start_soon(feed.watch_ready)
         body_exc: BaseException | None = None
         try:
             yield session
@@ -264,11 +265,11 @@ class SessionManager:
             with trio.move_on_after(CLEANUP_DEADLINE) as cleanup:
                 cleanup.shield = True
                 try:
-                    await session._close_on_exit()
+                    await feed.close_on_exit()
                 except Exception as exc:
                     logger.warning("session %s: closing failed: %s", session_id, exc)
-                    session._mark_closed(CloseReason.SDK_REQUEST)
-            session._abandon()
+                    feed.closed(CloseReason.SDK_REQUEST)
+            feed.abandon()
             self._sessions.pop(session_id, None)
             # Not shielded: a nursery must be exited at the nesting level it was opened at,
             # and close() cancels the tasks before it waits for them.
