@@ -86,6 +86,7 @@ class Call:
         self._state = CallState.NEW
         self._handed_off = False
         self._answered = False
+        self._close_in_flight = False
         self._open_lock = trio.Lock()
         self._voice: VoiceConnection | None = None
         self._voice_scope: trio.CancelScope | None = None
@@ -179,7 +180,11 @@ class Call:
                     self._on_event,
                 )
                 try:
-                    await self._nursery.start(self._run_voice, self._voice)
+                    # Shielded (opening has its own deadline, the connect timeout): a caller
+                    # cancelled half way through would leave a call that is over for us but
+                    # live on the server, never told. A cancellation lands once it is open.
+                    with trio.CancelScope(shield=True):
+                        await self._nursery.start(self._run_voice, self._voice)
                 except BaseException:
                     self._terminate("voice plane could not be opened")
                     raise
@@ -273,10 +278,21 @@ class Call:
         if drain_timeout and self._voice is not None:
             await self._voice.servicer.aclose(drain_timeout)
         name = voice.CommandName.CLOSE if self._answered else voice.CommandName.DISCONNECT
+        if self._close_in_flight:
+            # An earlier close was cancelled while waiting for its answer (typically the
+            # scope's cleanup follows it): let the server finish ending the call rather
+            # than sending a second close it would refuse as CALL_TERMINATED.
+            with trio.move_on_after(name.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS):
+                await self._terminated.wait()
+            if self._state is CallState.TERMINATED:
+                return CommandResult(True)
+        self._close_in_flight = True
         try:
             result = await self._command(name)
         except WSSCallClosedError:
             return CommandResult(True)
+        # Left set if we were cancelled waiting: a later close then waits for this one.
+        self._close_in_flight = False
         if result:
             self._terminate("closed by the agent")
         return result

@@ -189,3 +189,26 @@ async def test_create_session_quota_exceeded() -> None:
                 with pytest.raises(tf.WSSQuotaExceeded):
                     async with sm.create_session("WA", "+2"):
                         pass
+
+
+async def test_a_close_cancelled_in_flight_is_not_sent_again_by_the_scope(
+    sandbox: Sandbox,
+) -> None:
+    with trio.fail_after(30):
+        async with tf.SessionManager(sandbox.config()) as sm:
+            sim = await sandbox.place_call()
+            async with claimed_call(sm) as (_session, call):
+                assert await call.answer()
+                async with trio.open_nursery() as nursery:
+
+                    async def close_then_be_cancelled() -> None:
+                        await call.close()
+
+                    nursery.start_soon(close_then_be_cancelled)
+                    # Cancel as soon as the server has the close, before its answer is read.
+                    await sandbox.wait_for(lambda: len(sim.commands) == 2)
+                    nursery.cancel_scope.cancel()
+            # Leaving the scope waited for the call's end instead of closing a second time.
+            await sim.wait_terminated()
+    assert [c.command for c in sim.commands] == ["call.answer", "call.close"]
+    assert sim.ended_by is EndedBy.AGENT_CLOSE
