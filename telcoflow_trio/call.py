@@ -284,7 +284,7 @@ class Call:
             # than sending a second close it would refuse as CALL_TERMINATED.
             with trio.move_on_after(name.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS):
                 await self._terminated.wait()
-            if self._state is CallState.TERMINATED:
+            if self._terminated.is_set():
                 return CommandResult(True)
         self._close_in_flight = True
         try:

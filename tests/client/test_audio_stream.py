@@ -25,19 +25,13 @@ async def test_iterating_opens_the_voice_plane_and_ends_with_the_call(sandbox: S
                 assert state_of(call) is tf.CallState.NEW  # making a stream opens nothing
                 assert "not yet opened" in repr(stream)
                 assert await call.answer()
+                await sim.wait_spoken()
                 received = bytearray()
-                async with trio.open_nursery() as nursery:
-
-                    async def read() -> None:
-                        async for chunk in stream:
-                            received.extend(chunk)
-
-                    nursery.start_soon(read)
-                    await sim.wait_spoken()
-                    while len(received) < len(sim.spoken):
-                        await trio.sleep(0.01)
-                    await sim.hang_up()
-                # The loop ended by itself: the call's end closed the channel.
+                while len(received) < len(sim.spoken):
+                    received.extend(await stream.receive())
+                await sim.hang_up()
+                # The loop ends by itself: the call's end closes the channel.
+                assert [chunk async for chunk in stream] == []
                 assert state_of(call) is tf.CallState.TERMINATED
                 assert bytes(received) == sim.spoken
 
