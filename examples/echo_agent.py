@@ -5,7 +5,9 @@
 
 With ``--sandbox`` it starts the sandbox in-process, places one simulated call that speaks a
 test signal, checks that the caller heard its own words back, prints a summary and exits.
-Without it, it serves real calls until interrupted (Ctrl+C).
+Without it, it serves real calls until interrupted (Ctrl+C). The environment may also set
+TELCOFLOW_CERT_PATH and TELCOFLOW_KEY_PATH (mTLS instead of a key), TELCOFLOW_BASE_URL and
+TELCOFLOW_CA_BUNDLE.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Sequence
 
 import trio
 
@@ -21,12 +24,39 @@ import telcoflow_trio as tf
 log = logging.getLogger("echo_agent")
 
 
-async def echo(call: tf.Call) -> None:
+async def handle_call(call: tf.Call) -> None:
+    """Answer, then send every chunk of the caller's audio back until the call ends."""
     if not await call.answer():
         return
     log.info("call %s from %s answered", call.id, call.caller_number)
-    async for chunk in await call.audio_stream():
-        await call.send_audio(chunk, wait=True)  # back-pressure rather than an error
+    try:
+        async for chunk in call.audio_stream():
+            await call.send_audio(chunk, wait=True)  # back-pressure rather than an error
+    except (tf.BufferClosedError, tf.WSSCallClosedError):
+        pass  # the caller hung up while we were sending
+
+
+def config_from_env() -> tf.SessionManagerConfig:
+    """Credentials from the environment: an API key, or a client certificate (mTLS)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("TELCOFLOW_") and v}
+    key, connector = env.get("TELCOFLOW_API_KEY"), env.get("TELCOFLOW_CONNECTOR_UUID")
+    cert, private = env.get("TELCOFLOW_CERT_PATH"), env.get("TELCOFLOW_KEY_PATH")
+    if not (key and connector) and not (cert and private):
+        raise SystemExit(
+            "set TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID (or TELCOFLOW_CERT_PATH and "
+            "TELCOFLOW_KEY_PATH) to reach a Telcoflow server, or pass --sandbox"
+        )
+    try:
+        return tf.SessionManagerConfig.create(
+            api_key=key,
+            connector_uuid=connector,
+            cert_path=cert,
+            key_path=private,
+            base_url=env.get("TELCOFLOW_BASE_URL"),
+            ca_bundle=env.get("TELCOFLOW_CA_BUNDLE"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"bad Telcoflow settings in the environment: {exc}") from None
 
 
 async def run_against_sandbox(seconds: float) -> int:
@@ -37,9 +67,9 @@ async def run_against_sandbox(seconds: float) -> int:
         tf.SessionManager(sandbox.config()) as sm,
         trio.open_nursery() as nursery,
     ):
-        nursery.start_soon(sm.serve_calls, echo)
+        nursery.start_soon(sm.serve_calls, handle_call)
         sim = await sandbox.place_call(audio=TestSignal(seconds=seconds))
-        with trio.fail_after(seconds + 10):
+        with trio.fail_after(seconds + 20):
             await sim.wait_spoken()
             await sim.wait_heard(len(sim.spoken))
         await sim.hang_up()
@@ -52,26 +82,21 @@ async def run_against_sandbox(seconds: float) -> int:
     return 0 if ok else 1
 
 
-async def run_for_real() -> int:
-    config = tf.SessionManagerConfig.create(
-        api_key=os.environ["TELCOFLOW_API_KEY"],
-        connector_uuid=os.environ["TELCOFLOW_CONNECTOR_UUID"],
-        base_url=os.environ.get("TELCOFLOW_BASE_URL"),
-    )
+async def run_for_real(config: tf.SessionManagerConfig) -> int:
     async with tf.SessionManager(config) as sm:
-        await sm.serve_calls(echo)
+        await sm.serve_calls(handle_call)
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sandbox", action="store_true", help="run against a local sandbox")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of the test call")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.sandbox:
         return trio.run(run_against_sandbox, args.seconds)
-    return trio.run(run_for_real)
+    return trio.run(run_for_real, config_from_env())
 
 
 if __name__ == "__main__":

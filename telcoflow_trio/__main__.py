@@ -11,9 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .testing import _cli as sandbox_cli
+from .testing import _demo as demo_cli
+from .testing import _phone as phone_cli
 
 # (module-level register functions, in the order they appear in --help)
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    demo_cli.register,
+    phone_cli.register,
     sandbox_cli.register,
 ]
 

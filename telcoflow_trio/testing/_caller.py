@@ -160,6 +160,8 @@ class SimulatedCall:
         self.heard_frames: list[HeardFrame] = []
         self._heard = bytearray()
         self.spoken = bytearray()
+        self.spoken_marks: list[tuple[float, int]] = []
+        """``(simulated time, byte offset)`` of each frame the caller sent on channel 0."""
         self.interrupts: list[Interrupt] = []
         self.commands: list[CommandRecord] = []
         self.pull_requests: list[PullRecord] = []
@@ -167,6 +169,9 @@ class SimulatedCall:
         self.excess_bytes = 0
         self.voice_connections = 0
         self.voice_link: Link | None = None
+        self.pulls_stalled_until = 0.0
+        """Simulated time before which the sandbox sends no ``buffer_request`` (see
+        :meth:`stall_pulls`)."""
         self._pending_sources: list[AudioSource] = [] if audio is None else [audio]
         self._speech = bytearray()
         self._speech_changed = trio.Event()
@@ -266,6 +271,11 @@ class SimulatedCall:
         self._require_link().send(voice.encode_frame(frame))
         await trio.lowlevel.checkpoint()
 
+    def stall_pulls(self, seconds: float) -> None:
+        """The server pulls no agent audio for ``seconds`` of simulated time, then resumes
+        at its normal pace (a slow or overloaded media server)."""
+        self.pulls_stalled_until = max(self.pulls_stalled_until, self._clock.now() + seconds)
+
     async def drop_voice(self) -> None:
         """Cut the voice connection without a close frame; the call itself stays up."""
         if self.voice_link is not None:
@@ -326,6 +336,8 @@ class SimulatedCall:
     def take_speech(self, nbytes: int) -> bytes:
         chunk = bytes(self._speech[:nbytes])
         del self._speech[:nbytes]
+        if chunk:
+            self.spoken_marks.append((self._clock.now(), len(self.spoken)))
         self.spoken += chunk
         if not self._speech:
             self._changed_speech()

@@ -81,6 +81,8 @@ def _announce(sandbox: Sandbox, as_json: bool) -> None:
         f"  api_key:         {info['apiKey']}\n"
         f"  connector_uuid:  {info['connectorUuid']}\n"
         f"  place a call:    POST {info['adminUrl']}/calls (same credential headers)\n"
+        "  or from a WAV:   python -m telcoflow_trio phone FILE.wav --url URL --api-key KEY "
+        "--connector-uuid UUID\n"
         "Press Ctrl+C to stop.",
         flush=True,
     )

@@ -1,0 +1,179 @@
+"""``python -m telcoflow_trio phone``: a call into a running sandbox from a WAV file."""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+import telcoflow_trio as tf
+from telcoflow_trio.__main__ import main as cli_main
+from telcoflow_trio.testing import Sandbox, open_sandbox, read_wav
+from telcoflow_trio.testing._demo import echo
+from telcoflow_trio.testing._phone import PhoneError, rest_base, run_phone
+from telcoflow_trio.testing._wav import load_wav
+
+from .wavs import int16, make_wav
+
+
+@pytest.fixture
+async def echo_sandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox with an echo agent connected to it, as a developer would have running."""
+    async with (
+        open_sandbox(time_scale=4) as sandbox,
+        tf.SessionManager(sandbox.config()) as sm,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(sm.serve_calls, echo)
+        yield sandbox
+        nursery.cancel_scope.cancel()
+
+
+def stereo_24_bit(path: pathlib.Path, seconds: float, rate: int = 44100) -> pathlib.Path:
+    frames = bytearray()
+    for i in range(int(rate * seconds)):
+        left = round(3_000_000 * math.sin(2 * math.pi * 330 * i / rate))
+        right = round(2_000_000 * math.sin(2 * math.pi * 550 * i / rate))
+        frames += left.to_bytes(3, "little", signed=True) + right.to_bytes(3, "little", signed=True)
+    return make_wav(path, bytes(frames), rate=rate, channels=2, bits=24, extensible=True)
+
+
+async def test_phone_command_calls_the_agent_and_records_its_answer(
+    echo_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    said = stereo_24_bit(tmp_path / "said.wav", 0.8)
+    out = tmp_path / "agent.wav"
+    env = dict(
+        os.environ,
+        TELCOFLOW_SANDBOX_URL=echo_sandbox.url,
+        TELCOFLOW_API_KEY=echo_sandbox.api_key,
+        TELCOFLOW_CONNECTOR_UUID=echo_sandbox.connector_uuid,
+    )
+    args = [sys.executable, "-m", "telcoflow_trio", "phone", str(said), "--out", str(out)]
+    with trio.fail_after(40):
+        proc = await trio.run_process(
+            [*args, "--listen-after", "1", "--progress", "lines"],
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    stdout = proc.stdout.decode()
+    assert proc.returncode == 0, stdout + proc.stderr.decode()
+    assert "you said 0.80 s, the agent said 0.80 s" in stdout
+    assert "ended by CALLER_HANGUP" in stdout
+    heard, rate = read_wav(out)
+    assert rate == 16000
+    assert heard == load_wav(said, sample_rate=16000)[0]  # converted once, echoed exactly
+    (sim,) = echo_sandbox.calls.values()
+    assert bytes(sim.spoken) == heard
+
+
+async def test_phone_in_process_at_another_call_rate(tmp_path: pathlib.Path) -> None:
+    said = make_wav(tmp_path / "s.wav", int16(*range(-8000, 8000, 4)), rate=16000)
+    async with (
+        open_sandbox(time_scale=4) as sandbox,
+        tf.SessionManager(sandbox.config(sample_rate=8000)) as sm,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(sm.serve_calls, echo)
+        with trio.fail_after(30):
+            result = await run_phone(
+                str(said),
+                url=sandbox.rest_url,
+                api_key=sandbox.api_key,
+                connector_uuid=sandbox.connector_uuid,
+                out_path=None,
+                listen_after=1.0,
+            )
+        nursery.cancel_scope.cancel()
+    assert result.sample_rate == 8000
+    assert result.spoken_seconds == result.heard_seconds == 0.26  # padded to whole 20 ms frames
+    assert result.ended_by == "CALLER_HANGUP"
+
+
+async def test_no_agent_is_a_clear_error_and_the_call_is_hung_up(tmp_path: pathlib.Path) -> None:
+    said = make_wav(tmp_path / "s.wav", int16(1, 2, 3))
+    async with open_sandbox() as sandbox:
+        with pytest.raises(PhoneError, match=r"no agent answered within 0\.3 s"):
+            await run_phone(
+                str(said),
+                url=sandbox.url,
+                api_key=sandbox.api_key,
+                connector_uuid=sandbox.connector_uuid,
+                answer_timeout=0.3,
+            )
+        (sim,) = sandbox.calls.values()
+        assert sim.ended_by is not None  # not left ringing
+
+
+async def test_wrong_credentials_and_no_sandbox(tmp_path: pathlib.Path) -> None:
+    said = make_wav(tmp_path / "s.wav", int16(1, 2, 3))
+    async with open_sandbox() as sandbox:
+        with pytest.raises(PhoneError, match="refused the credentials") as exc_info:
+            await run_phone(str(said), url=sandbox.url, api_key="sk-wrong", connector_uuid="nope")
+        assert "sk-wrong" not in str(exc_info.value)
+        assert not sandbox.calls
+        port = sandbox.port
+    with pytest.raises(PhoneError, match="cannot reach a sandbox"):
+        await run_phone(str(said), url=f"ws://127.0.0.1:{port}", api_key="k", connector_uuid="u")
+
+
+def test_a_compressed_wav_is_refused_before_calling(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = make_wav(tmp_path / "voice.wav", bytes(64), tag=0x11)
+    # No sandbox listens on this URL: the file is refused before any connection is made.
+    code = cli_main(
+        [
+            "phone",
+            str(bad),
+            "--url",
+            "http://127.0.0.1:9",
+            "--api-key",
+            "k",
+            "--connector-uuid",
+            "u",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "IMA ADPCM" in err
+
+
+def test_missing_settings_are_named(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("TELCOFLOW_SANDBOX_URL", "TELCOFLOW_BASE_URL", "TELCOFLOW_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TELCOFLOW_CONNECTOR_UUID", "u")
+    assert cli_main(["phone", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "--url" in err and "--api-key" in err and "--connector-uuid" not in err
+
+
+def test_rest_base_accepts_every_url_the_sandbox_prints() -> None:
+    assert rest_base("ws://127.0.0.1:5/") == "http://127.0.0.1:5"
+    assert rest_base("wss://h:5") == "https://h:5"
+    assert rest_base("http://h:5") == "http://h:5"
+    with pytest.raises(PhoneError, match="must start with"):
+        rest_base("127.0.0.1:5")
+
+
+def test_help_lists_the_new_commands() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "telcoflow_trio", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0
+    for command in ("demo", "phone", "sandbox"):
+        assert command in proc.stdout
