@@ -41,6 +41,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks, side by side with the official client (not part of the tests)."""
-    session.install("-e", ".[test]")
-    session.run("python", "bench/bench_buffer.py", *session.posargs)
+    """Benchmarks, side by side with the official client (not part of the tests).
+
+    ``nox -s bench`` runs them all (~16 min, the soak included); ``nox -s bench -- --quick``
+    is the smoke run. Other arguments go to bench/bench_calls.py (see bench/README.md).
+    """
+    session.install("-e", ".[test]", "matplotlib")  # the chart; not a runtime dependency
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "bench/bench_buffer.py", *quick)
+    session.run("python", "bench/bench_calls.py", *session.posargs)
+    soak = ["--calls", "20", "--concurrency", "5", "--seconds", "0.5", "--time-scale", "5"]
+    session.run("python", "bench/soak.py", *(soak if quick else []))

@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 AUDIO_QUEUE_CHUNKS: Final = 500
 """Incoming chunks kept per channel for a slow reader (10 s of 20 ms frames)."""
 RTT_SAMPLES: Final = 256
+MESSAGE_QUEUE: Final = 32
+"""Messages trio-websocket may hold for our reader. The reader never waits on the
+application, so this stays nearly empty; but with room for a burst (several frames in one
+socket read) the socket's reader task need not stop and switch to ours after each one."""
 
 
 class VoiceConnection:
@@ -63,7 +67,7 @@ class VoiceConnection:
             int, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
         ] = {}
         self.servicer = PullServicer(
-            buffer, send_frame=self._send_frame, send_interrupt=self._send_interrupt
+            buffer, send_frame=self._write, send_interrupt=self._send_interrupt
         )
         self.audio_dropped_bytes = 0
         """Incoming audio dropped because a channel's reader fell behind."""
@@ -84,7 +88,12 @@ class VoiceConnection:
         }
         try:
             async with _websocket.open_client(
-                self._url, headers, self._tls, what="voice plane", secrets=(self._token,)
+                self._url,
+                headers,
+                self._tls,
+                what="voice plane",
+                secrets=(self._token,),
+                message_queue_size=MESSAGE_QUEUE,
             ) as ws:
                 self._ws = ws
                 async with trio.open_nursery() as nursery:
@@ -120,9 +129,15 @@ class VoiceConnection:
     ) -> None:
         try:
             while True:
-                frame = voice.decode_server_frame(await ws.get_message())
+                data = await ws.get_message()
+                if type(data) is bytes:
+                    # Audio is most of the traffic: decoded inline, without a frame object.
+                    if len(data) > 1:
+                        self._deliver_audio(data[0], data[1:])
+                    continue
+                frame = voice.decode_server_frame(data)
                 if isinstance(frame, voice.AudioFrame):
-                    self._deliver_audio(frame)
+                    self._deliver_audio(frame.channel_id, frame.pcm)
                 elif isinstance(frame, voice.BufferRequest):
                     self.servicer.on_buffer_request(frame)
                 elif isinstance(frame, voice.CommandResponse):
@@ -151,11 +166,11 @@ class VoiceConnection:
             self._audio[channel_id] = pair
         return pair
 
-    def _deliver_audio(self, frame: voice.AudioFrame) -> None:
-        send, receive = self._channel(frame.channel_id)
-        self.audio_received_bytes += len(frame.pcm)
+    def _deliver_audio(self, channel_id: int, pcm: bytes) -> None:
+        send, receive = self._channel(channel_id)
+        self.audio_received_bytes += len(pcm)
         try:
-            send.send_nowait(frame.pcm)
+            send.send_nowait(pcm)
         except trio.WouldBlock:
             # The reader must not stall: make room by dropping the oldest chunk.
             try:
@@ -164,17 +179,17 @@ class VoiceConnection:
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 pass
             try:
-                send.send_nowait(frame.pcm)
+                send.send_nowait(pcm)
             except trio.WouldBlock:
-                self.audio_dropped_bytes += len(frame.pcm)
-            if self.audio_dropped_bytes and self.audio_dropped_bytes % 48_000 < len(frame.pcm):
+                self.audio_dropped_bytes += len(pcm)
+            if self.audio_dropped_bytes and self.audio_dropped_bytes % 48_000 < len(pcm):
                 logger.warning(
                     "voice plane: audio reader too slow on channel %d; %d bytes dropped so far",
-                    frame.channel_id,
+                    channel_id,
                     self.audio_dropped_bytes,
                 )
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.audio_dropped_bytes += len(frame.pcm)
+            self.audio_dropped_bytes += len(pcm)
 
     def audio_stream(self, channel_id: int = 0) -> trio.MemoryReceiveChannel[bytes]:
         """The receive channel of a channel's PCM chunks (ends when the call ends)."""
@@ -190,9 +205,6 @@ class VoiceConnection:
             await _websocket.send_unbroken(ws, message)
         except WSSConnectionError:
             raise WSSCallClosedError("the call's voice connection is closed") from None
-
-    async def _send_frame(self, data: bytes) -> None:
-        await self._write(data)
 
     async def _send_interrupt(self, written: Callable[[], None]) -> CommandResult:
         return await self.command(

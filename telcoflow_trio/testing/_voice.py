@@ -27,10 +27,12 @@ _AGENT_MODES = frozenset({CommandName.WHISPER, CommandName.BARGE, CommandName.SP
 @attrs.frozen
 class VoiceSettings:
     """Pull pacing: every ``pull_interval`` simulated seconds the sandbox asks for that
-    much audio; ``prefer_audio_frame_bytes`` None means 20 ms at the call's rate."""
+    much audio; ``prefer_audio_frame_bytes`` None means 20 ms at the call's rate. The first
+    pull comes ``pull_delay`` simulated seconds after the call goes live (a playout lead)."""
 
     pull_interval: float = 0.1
     prefer_audio_frame_bytes: int | None = None
+    pull_delay: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if not self.pull_interval > 0:
@@ -38,6 +40,8 @@ class VoiceSettings:
         pref = self.prefer_audio_frame_bytes
         if pref is not None and pref < 0:
             raise ValueError(f"prefer_audio_frame_bytes must be >= 0, got {pref}")
+        if not self.pull_delay >= 0:
+            raise ValueError(f"pull_delay must be >= 0, got {self.pull_delay}")
 
 
 @attrs.frozen
@@ -118,14 +122,20 @@ class VoiceConnection:
         interval = self.settings.pull_interval
         pref = self.settings.prefer_audio_frame_bytes
         prefer = frame_bytes(rate, 0.02) if pref is None else pref
-        start = self.clock.now()
+        start = self.clock.now() + self.settings.pull_delay
         total = 0
+        base = 0
         tick = 0
         while True:
             await self.clock.sleep_until(start + tick * interval)
+            if call.pulls_stalled_until > self.clock.now():
+                # A stall: nothing is asked for meanwhile, and the pace restarts after it.
+                await self.clock.sleep_until(call.pulls_stalled_until)
+                start, tick, base = self.clock.now(), 0, total
+                continue
             tick += 1
             # Sizes come from the running total, so rounding never accumulates.
-            want = frame_bytes(rate, tick * interval) - total
+            want = frame_bytes(rate, tick * interval) - (total - base)
             if want > 0:
                 total += want
                 call.record_pull(want)

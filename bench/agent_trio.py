@@ -1,0 +1,95 @@
+"""Bench agent on telcoflow_trio: echo, or a talking model that gets interrupted.
+
+Started by ``bench_calls.py``; runs until SIGTERM, then writes its own measurements
+(command round trips, clear times) as JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import time
+
+import trio
+from _benchlib import CHUNK_BYTES, SAMPLE_RATE, AgentStats, agent_parser, run_profiled, turn_audio
+
+import telcoflow_trio as tf
+
+
+async def _whispers(call: tf.Call, every: float, stats: AgentStats, rng: random.Random) -> None:
+    await trio.sleep(rng.uniform(0, every))  # spread the calls' commands over the period
+    while True:
+        started = time.monotonic()
+        try:
+            await call.whisper()  # falsy here (no connected human), but a full round trip
+        except tf.WSSCallClosedError:
+            return  # the caller hung up
+        stats.command_rtts.append(time.monotonic() - started)
+        await trio.sleep(every)
+
+
+async def _echo(call: tf.Call, args: argparse.Namespace, stats: AgentStats) -> None:
+    async with trio.open_nursery() as nursery:
+        if args.command_every > 0:
+            rng = random.Random(f"{args.seed}-{call.id}")
+            nursery.start_soon(_whispers, call, args.command_every, stats, rng)
+        async for chunk in call.audio_stream():
+            await call.send_audio(chunk)
+        nursery.cancel_scope.cancel()
+
+
+async def _talk(call: tf.Call, args: argparse.Namespace, stats: AgentStats) -> None:
+    rng = random.Random(f"{args.seed}-{call.id}")
+    for turn in range(1, args.turns + 1):
+        audio = turn_audio(turn, args.turn_seconds)
+        for i in range(0, len(audio), CHUNK_BYTES):
+            await call.send_audio(audio[i : i + CHUNK_BYTES])
+        await trio.sleep(rng.uniform(0.05, 0.95) * args.turn_seconds)
+        started = time.monotonic()
+        await call.clear_send_audio_buffer()
+        stats.clears.append((call.id, turn, started, time.monotonic()))
+    await call.wait_terminated()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stats = AgentStats("ours")
+    config = tf.SessionManagerConfig.create(
+        api_key=args.api_key,
+        connector_uuid=args.connector_uuid,
+        base_url=args.url,
+        call_audio=tf.CallAudioConfig(sample_rate=SAMPLE_RATE),
+    )
+    work = _echo if args.mode == "echo" else _talk
+
+    async def handle(call: tf.Call) -> None:
+        stats.calls += 1
+        started = time.monotonic()
+        answered = await call.answer()
+        stats.answer_rtts.append(time.monotonic() - started)
+        if not answered:
+            stats.errors += 1
+            return
+        try:
+            await work(call, args, stats)
+        except* tf.WSSCallClosedError:
+            pass  # the caller hung up mid-turn
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
+            nursery.start_soon(sm.serve_calls, handle)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+    stats.write(args.out)
+
+
+def main() -> None:
+    args = agent_parser(__doc__.split("\n")[0]).parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    run_profiled("trio", lambda: trio.run(_main, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Smoke runs of the call benchmarks, so the scripts cannot rot.
+
+Nothing here looks at timings: only that every script runs to the end and that its results
+are well formed (every client measured, echo integrity, no stale audio for us).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load_bench_calls() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling _benchlib
+    try:
+        spec = importlib.util.spec_from_file_location("bench_calls", BENCH / "bench_calls.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_calls"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def test_bench_calls_quick_mode(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_calls.py"), "--quick", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    doc = json.loads((tmp_path / "calls.json").read_text())
+    assert doc["failures"] == []
+
+    echo = doc["echo"]["points"]
+    assert {p["client"] for p in echo} == {"ours", "official", "floor"}
+    for p in echo:
+        assert p["integrity"] is True, p
+        assert p["agentCalls"] == p["n"], p
+        assert p["pullsCounted"] > 0, p
+        assert p["excessBytes"] == 0, p
+        for key in ("cpuMsPerCallSecond", "peakRss", "rssPerCall", "pullP50Ms", "pullP99Ms"):
+            assert _finite(p[key]), (key, p)
+    summary = doc["echo"]["summary"]
+    assert set(summary["2"]) == {"ours", "official", "floor"}
+
+    interrupts = doc["interrupt"]["points"]
+    assert {p["client"] for p in interrupts} == {"ours", "official"}
+    for p in interrupts:
+        assert p["interrupts"] == p["turns"], p
+        assert _finite(p["clearToInterruptP50Ms"]), p
+        if p["client"] == "ours":
+            assert p["staleBytes"] == 0, p
+
+    targets = {t["target"]: t for t in doc["targets"]}
+    assert "stale bytes after interrupt (ours, worst run)" in targets
+    assert targets["stale bytes after interrupt (ours, worst run)"]["met"] is True
+    table = (tmp_path / "calls.md").read_text()
+    assert "| N | ours | official |" in table
+    assert "**Targets**" in table
+
+
+def test_stale_byte_count_sees_audio_of_a_cleared_turn() -> None:
+    bench = _load_bench_calls()
+    heard = bytes([1]) * 10 + bytes([2]) * 6 + bytes([1]) * 3 + bytes([2]) * 4 + bytes([3]) * 5
+    # Interrupt 1 (turn 1) came after 10 bytes: 3 bytes of turn 1 still arrived after it.
+    # Interrupt 2 (turn 2) came after 23 bytes: nothing of turns 1-2 after it.
+    assert bench._stale_bytes(heard, [(0.0, 10), (1.0, 23)]) == 3
+    assert bench._stale_bytes(heard, [(0.0, 19), (1.0, 23)]) == 0
+    assert bench._stale_bytes(bytes([1]) * 4, []) == 0
