@@ -144,6 +144,7 @@ class ControlConnection:
         ) as ws:
             setup_done = trio.Event()
             failure: WSSConnectionError | None = None
+            connected = False
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._reader, ws, setup_done, nursery.cancel_scope)
@@ -152,6 +153,7 @@ class ControlConnection:
                         # Raised below, outside the nursery, so it is not wrapped in a group.
                         nursery.cancel_scope.cancel()
                         return
+                    connected = True
                     self._ws = ws
                     self._backoff.reset()
                     self._set_state(ConnectionState.CONNECTED)
@@ -163,6 +165,11 @@ class ControlConnection:
                         if self._on_reconnected is not None:
                             nursery.start_soon(self._restore)
                     nursery.start_soon(self._heartbeat, ws)
+                if not connected:
+                    # The socket closed while we waited for setup.done (the reader's end
+                    # cancelled the wait): a failed attempt, not a connection that was served.
+                    # Without this, a first attempt would never report started nor fail.
+                    failure = WSSConnectionError("control connection closed before setup.done")
             finally:
                 self._ws = None
                 self._fail_pending("control connection lost")
@@ -221,8 +228,12 @@ class ControlConnection:
                 if isinstance(frame, Unrecognised):
                     logger.debug("control plane: ignored frame: %s", frame.reason)
                 elif isinstance(frame, control.SetupDone):
-                    self.sm_ws_id = frame.sm_ws_id or None
-                    setup_done.set()
+                    if setup_done.is_set():
+                        # Only the first one counts; a stray one must not change our id.
+                        logger.debug("control plane: ignored a second setup.done")
+                    else:
+                        self.sm_ws_id = frame.sm_ws_id or None
+                        setup_done.set()
                 elif isinstance(frame, control.Response):
                     self._replies.resolve(frame.req_id, frame)
                 else:

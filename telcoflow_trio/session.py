@@ -2,7 +2,8 @@
 
 A :class:`Session` lives inside the ``async with`` of ``SessionManager.open_session`` /
 ``create_session``; that block is its scope. Leaving it closes the session on the server
-as the protocol says (``call.close`` for TELCO, REST for WA) and waits for
+as the protocol says (``call.close`` for TELCO, REST for WA, and REST for a TELCO session
+left before its call arrived) and waits for
 ``session.closed``, at most ``SESSION_CLOSE_WAIT`` seconds, before closing it locally.
 
 The manager drives a session through its :class:`SessionFeed` (frames routed to it, the
@@ -199,12 +200,10 @@ class Session:
     async def _close_on_exit(self) -> None:
         if self.is_closed:
             return
-        if self.channel is ChannelType.TELCO:
-            call = self._call
-            if call is None or call.handed_off:
-                # Nothing of ours to close on the server: no call yet, or another node has it.
-                self._mark_closed(CloseReason.SDK_REQUEST)
-                return
+        if self._call is not None and self._call.handed_off:
+            # Another node has the call: nothing of ours to close on the server.
+            self._mark_closed(CloseReason.SDK_REQUEST)
+            return
         await self.close()
 
     async def close(self, *, confirm_timeout: float = timing.SESSION_CLOSE_WAIT) -> None:
@@ -212,11 +211,14 @@ class Session:
         ``confirm_timeout`` seconds; then it is closed locally). Idempotent."""
         if self.is_closed:
             return
-        if self.channel is ChannelType.TELCO:
-            call = self._call
-            if call is not None and call.state is not CallState.TERMINATED:
+        call = self._call
+        if self.channel is ChannelType.TELCO and call is not None:
+            if call.state is not CallState.TERMINATED:
                 await call.close()
         else:
+            # WA sessions close over REST; so does a TELCO session whose call never reached
+            # us (its scope ended first), or the server would keep the caller waiting on a
+            # session bound to us.
             result = await self._rest.close_session(self.id)
             if result is None:
                 self._mark_closed(CloseReason.SDK_REQUEST)

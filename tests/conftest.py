@@ -1,12 +1,23 @@
-"""Test-wide settings: hypothesis profiles.
+"""Test-wide settings: hypothesis profiles, and the secret scan every test runs under.
 
 The default profile keeps the suite fast; ``HYPOTHESIS_PROFILE=thorough`` runs many more
 examples (``nox -s thorough``).
+
+Every test runs with DEBUG logging on the root logger captured (guarantee 7 of the design):
+at its teardown the test fails if an API key, a voice bearer token or private-key material
+it used appears in any log record (message, exception text, stack) or SDK exception message.
+See ``tests/reliability/_secret_watch.py``.
 """
 
-import os
+from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.reliability._secret_watch import SecretWatch
 
 settings.register_profile("default", max_examples=150, deadline=None)
 settings.register_profile(
@@ -16,3 +27,24 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+SECRET_WATCH = SecretWatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    SECRET_WATCH.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SECRET_WATCH.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _secrets_stay_out_of_logs() -> Iterator[None]:
+    # Autouse and sync, so it is set up first and torn down last: the sandbox fixture's
+    # shutdown logging is inside the scan.
+    with SECRET_WATCH.test_scope():
+        yield
+        leaks = SECRET_WATCH.leaks()
+        if leaks:
+            pytest.fail("secret material leaked:\n" + "\n".join(leaks), pytrace=False)

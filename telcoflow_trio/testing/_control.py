@@ -115,6 +115,11 @@ class ControlConnection:
             logger.warning("%s: a second setup frame; ignored", self.name)
             return
         self.setup = frame
+        if self.faults.take_count("abort_before_setup_done"):
+            logger.info("%s: cutting the connection before setup.done (fault injection)", self.name)
+            assert self._nursery is not None
+            self._nursery.start_soon(self.link.abort)
+            return
         if self.faults.withhold_setup_done:
             logger.info("%s: withholding setup.done (fault injection)", self.name)
             return

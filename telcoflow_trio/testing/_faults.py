@@ -28,6 +28,13 @@ class Faults:
       ``(errorCode, errorContent)``; the entry is used up by that request.
     - ``command_response_delay`` / ``withhold_command_responses``: the same for voice
       commands, by command name (``"*"`` for all).
+    - ``abort_control_upgrades``: cut the TCP connection of the next N control upgrades
+      once the request is read, before any reply (each one counts down).
+    - ``abort_before_setup_done``: cut the next N control connections when their ``setup``
+      frame arrives, before ``setup.done``.
+    - ``withhold_pongs``: never answer a WebSocket ping (a half-dead network path).
+    - ``rest_responses``: ``(status, body)`` replies for the next REST-plane requests, in
+      order, instead of the real answers (each one is used up).
     """
 
     refuse_control: int = 0
@@ -40,6 +47,10 @@ class Faults:
     fail_requests: dict[str, tuple[str, object]] = attrs.field(factory=dict)
     command_response_delay: float = 0.0
     withhold_command_responses: set[str] = attrs.field(factory=set)
+    abort_control_upgrades: int = 0
+    abort_before_setup_done: int = 0
+    withhold_pongs: bool = False
+    rest_responses: list[tuple[int, bytes]] = attrs.field(factory=list)
 
     def take_refusal(self, plane: str) -> bool:
         """Use up one refusal for ``plane`` if any are left."""
@@ -48,6 +59,14 @@ class Faults:
             return True
         if plane == "voice" and self.refuse_voice > 0:
             self.refuse_voice -= 1
+            return True
+        return False
+
+    def take_count(self, name: str) -> bool:
+        """Use up one of the counted faults ``name`` (e.g. ``abort_control_upgrades``)."""
+        left = getattr(self, name)
+        if left > 0:
+            setattr(self, name, left - 1)
             return True
         return False
 

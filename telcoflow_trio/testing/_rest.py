@@ -107,6 +107,10 @@ class RestApi:
 
     def _public(self, req: HttpRequest) -> HttpResponse:
         hub = self.sandbox.hub
+        canned = self.sandbox.faults.rest_responses
+        if canned:
+            status, body = canned.pop(0)
+            return HttpResponse(status, body)
         if req.path == rest.SESSIONS_PATH:
             if req.method != "GET":
                 return _error(405, "INVALID_REQUEST", "use GET")
@@ -265,7 +269,9 @@ class RestApi:
                 raise _BadRequest(f"unknown fault {key!r}")
             current = getattr(faults, key)
             try:
-                if isinstance(current, set):
+                if key == "rest_responses":
+                    value = [(int(s), str(b).encode("latin-1")) for s, b in value]
+                elif isinstance(current, set):
                     value = set(value)
                 elif isinstance(current, dict):
                     value = {k: (v[0], v[1]) for k, v in dict(value).items()}
@@ -283,4 +289,5 @@ def _faults_json(sb: Sandbox) -> dict[str, Any]:
     out["withhold_responses"] = sorted(out["withhold_responses"])
     out["withhold_command_responses"] = sorted(out["withhold_command_responses"])
     out["fail_requests"] = {k: list(v) for k, v in out["fail_requests"].items()}
+    out["rest_responses"] = [[s, b.decode("latin-1")] for s, b in sb.faults.rest_responses]
     return out

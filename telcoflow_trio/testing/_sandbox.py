@@ -115,6 +115,14 @@ class Sandbox:
     def connector_uuid(self) -> str:
         return self.credentials.connector_uuid
 
+    def issued_secrets(self) -> dict[str, str]:
+        """Every credential this sandbox accepts or handed out (its API key, each call's
+        voice token), mapped to what it is: for tests that check nothing leaks them."""
+        found = {self.api_key: "sandbox API key"}
+        for call in self.hub.calls.values():
+            found[call.token] = f"voice bearer token of call {call.call_id}"
+        return found
+
     @property
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate with API key (control, REST and admin)."""
@@ -247,6 +255,7 @@ class Sandbox:
             ssl_context=self.ssl_context,
             on_http=self._rest,
             on_websocket=self._on_websocket,
+            drop_pongs=lambda: self.faults.withhold_pongs,
         )
 
     def _name(self, plane: str) -> str:
@@ -274,6 +283,10 @@ class Sandbox:
         if reason is not None:
             logger.info("control upgrade refused: %s", reason)
             await _reject(request, 401, f"Unauthorized: {reason}")
+            return
+        if self.faults.take_count("abort_control_upgrades"):
+            logger.info("control upgrade cut before the reply (fault injection)")
+            await trio.aclose_forcefully(transport)
             return
         ws = await request.accept()
         link = Link(

@@ -92,11 +92,20 @@ WsHandler = Callable[[WebSocketRequest, trio.abc.Stream, Peer], Awaitable[None]]
 
 
 class _Replay(trio.abc.Stream):
-    """A stream that first gives back bytes already read from it."""
+    """A stream that first gives back bytes already read from it.
 
-    def __init__(self, stream: trio.abc.Stream, prefix: bytes) -> None:
+    ``drop_pongs``, when it returns true, makes outgoing pong frames vanish (a fault).
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        prefix: bytes,
+        drop_pongs: Callable[[], bool] | None = None,
+    ) -> None:
         self._stream = stream
         self._prefix = prefix
+        self._drop_pongs = drop_pongs
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -107,6 +116,11 @@ class _Replay(trio.abc.Stream):
         return bytes(await self._stream.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        # trio-websocket writes each frame with its own send_all call; a server's pong is
+        # one unmasked, unfragmented frame: FIN + opcode 0xA.
+        if self._drop_pongs is not None and data[:1] == b"\x8a" and self._drop_pongs():
+            await trio.lowlevel.checkpoint()
+            return
         await self._stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -151,10 +165,14 @@ async def serve_connection(
     ssl_context: ssl.SSLContext | None,
     on_http: HttpHandler,
     on_websocket: WsHandler,
+    drop_pongs: Callable[[], bool] | None = None,
 ) -> None:
-    """Serve one TCP connection until it closes. Never raises."""
+    """Serve one TCP connection until it closes. Never raises.
+
+    ``drop_pongs`` is a fault switch: while it returns true, WebSocket pongs are not sent.
+    """
     try:
-        await _serve(tcp, ssl_context, on_http, on_websocket)
+        await _serve(tcp, ssl_context, on_http, on_websocket, drop_pongs)
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
         logger.debug("connection ended: %s", type(exc).__name__)
     except Exception:
@@ -168,6 +186,7 @@ async def _serve(
     ssl_context: ssl.SSLContext | None,
     on_http: HttpHandler,
     on_websocket: WsHandler,
+    drop_pongs: Callable[[], bool] | None = None,
 ) -> None:
     stream: trio.abc.Stream = tcp
     peer = Peer(cert_verified=False, tls=False)
@@ -205,7 +224,7 @@ async def _serve(
             return
         if first and _is_upgrade(event):
             async with trio.open_nursery() as nursery:
-                request = await wrap_server_stream(nursery, _Replay(stream, bytes(raw)))
+                request = await wrap_server_stream(nursery, _Replay(stream, bytes(raw), drop_pongs))
                 await on_websocket(request, tcp, peer)
                 nursery.cancel_scope.cancel()
             return

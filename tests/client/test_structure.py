@@ -212,3 +212,19 @@ async def test_a_close_cancelled_in_flight_is_not_sent_again_by_the_scope(
             await sim.wait_terminated()
     assert [c.command for c in sim.commands] == ["call.answer", "call.close"]
     assert sim.ended_by is EndedBy.AGENT_CLOSE
+
+
+async def test_a_session_left_before_its_call_arrived_is_closed_on_the_server(
+    sandbox: Sandbox,
+) -> None:
+    with trio.fail_after(30):
+        async with tf.SessionManager(sandbox.config()) as sm:
+            sim = await sandbox.place_call()
+            note = await sm.session_notifications.receive()
+            async with sm.open_session(note.session_id) as session:
+                pass  # claimed, then left without waiting for the call
+            # Not just closed locally: the caller is not left waiting on a session bound to us.
+            assert session.close_reason is tf.CloseReason.SDK_REQUEST
+            await sim.wait_terminated()
+    assert sim.commands == []
+    assert sim.ended_by is EndedBy.SESSION_CLOSED
