@@ -301,7 +301,8 @@ class Call:
 
     async def send_audio(self, pcm: bytes | bytearray | memoryview, *, wait: bool = False) -> None:
         """Queue PCM for the server to pull. Raises ``BufferFullError`` when it does not fit,
-        or with ``wait=True`` waits for room; ``BufferClosedError`` once the call is over."""
+        or with ``wait=True`` waits for room. Once the call is over: ``WSSCallClosedError``
+        (or ``BufferClosedError`` if it ended while this write waited for room)."""
         if self._state is not CallState.LIVE:
             await self._live()
         await self._buffer.send_audio(pcm, wait=wait)
