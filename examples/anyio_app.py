@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -70,26 +69,12 @@ async def report(reports: ObjectReceiveStream[CallReport], count: int | None) ->
 
 
 def config_from_env() -> tf.SessionManagerConfig:
-    """Credentials from the environment: an API key, or a client certificate (mTLS)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("TELCOFLOW_") and v}
-    key, connector = env.get("TELCOFLOW_API_KEY"), env.get("TELCOFLOW_CONNECTOR_UUID")
-    cert, private = env.get("TELCOFLOW_CERT_PATH"), env.get("TELCOFLOW_KEY_PATH")
-    if not (key and connector) and not (cert and private):
-        raise SystemExit(
-            "set TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID (or TELCOFLOW_CERT_PATH and "
-            "TELCOFLOW_KEY_PATH) to reach a Telcoflow server, or pass --sandbox"
-        )
+    """Credentials from the environment (see ``SessionManagerConfig.from_env``)."""
     try:
-        return tf.SessionManagerConfig.create(
-            api_key=key,
-            connector_uuid=connector,
-            cert_path=cert,
-            key_path=private,
-            base_url=env.get("TELCOFLOW_BASE_URL"),
-            ca_bundle=env.get("TELCOFLOW_CA_BUNDLE"),
-        )
+        return tf.SessionManagerConfig.from_env()
     except (TypeError, ValueError) as exc:
-        raise SystemExit(f"bad Telcoflow settings in the environment: {exc}") from None
+        message = f"bad Telcoflow settings in the environment: {exc}, or pass --sandbox"
+        raise SystemExit(message) from None
 
 
 async def run_against_sandbox() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import struct
 from collections.abc import Sequence
 from typing import Final
@@ -80,26 +79,12 @@ async def handle_call(call: tf.Call) -> None:
 
 
 def config_from_env() -> tf.SessionManagerConfig:
-    """Credentials from the environment: an API key, or a client certificate (mTLS)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("TELCOFLOW_") and v}
-    key, connector = env.get("TELCOFLOW_API_KEY"), env.get("TELCOFLOW_CONNECTOR_UUID")
-    cert, private = env.get("TELCOFLOW_CERT_PATH"), env.get("TELCOFLOW_KEY_PATH")
-    if not (key and connector) and not (cert and private):
-        raise SystemExit(
-            "set TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID (or TELCOFLOW_CERT_PATH and "
-            "TELCOFLOW_KEY_PATH) to reach a Telcoflow server, or pass --sandbox"
-        )
+    """Credentials from the environment (see ``SessionManagerConfig.from_env``)."""
     try:
-        return tf.SessionManagerConfig.create(
-            api_key=key,
-            connector_uuid=connector,
-            cert_path=cert,
-            key_path=private,
-            base_url=env.get("TELCOFLOW_BASE_URL"),
-            ca_bundle=env.get("TELCOFLOW_CA_BUNDLE"),
-        )
+        return tf.SessionManagerConfig.from_env()
     except (TypeError, ValueError) as exc:
-        raise SystemExit(f"bad Telcoflow settings in the environment: {exc}") from None
+        message = f"bad Telcoflow settings in the environment: {exc}, or pass --sandbox"
+        raise SystemExit(message) from None
 
 
 async def run_against_sandbox(time_scale: float) -> int:

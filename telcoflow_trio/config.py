@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -148,6 +149,38 @@ class SessionManagerConfig:
             ca_bundle=ca_bundle,
             ssl_context=ssl_context,
             call_audio=CallAudioConfig() if call_audio is None else call_audio,
+        )
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        call_audio: CallAudioConfig | None = None,
+    ) -> SessionManagerConfig:
+        """A config from ``TELCOFLOW_API_KEY`` + ``TELCOFLOW_CONNECTOR_UUID`` (or
+        ``TELCOFLOW_CERT_PATH`` + ``TELCOFLOW_KEY_PATH``), optional ``TELCOFLOW_BASE_URL``
+        and ``TELCOFLOW_CA_BUNDLE``; empty variables count as unset. ``ValueError`` names
+        what is missing or wrong (never a value)."""
+        env = {
+            k: v for k, v in (os.environ if environ is None else environ).items()
+            if k.startswith("TELCOFLOW_") and v
+        }  # fmt: skip
+        key, connector = env.get("TELCOFLOW_API_KEY"), env.get("TELCOFLOW_CONNECTOR_UUID")
+        cert, private = env.get("TELCOFLOW_CERT_PATH"), env.get("TELCOFLOW_KEY_PATH")
+        if not (key and connector) and not (cert and private):
+            raise ValueError(
+                "set TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID (or TELCOFLOW_CERT_PATH "
+                "and TELCOFLOW_KEY_PATH) to reach a Telcoflow server"
+            )
+        return cls.create(
+            api_key=key,
+            connector_uuid=connector,
+            cert_path=cert,
+            key_path=private,
+            base_url=env.get("TELCOFLOW_BASE_URL"),
+            call_audio=call_audio,
+            ca_bundle=env.get("TELCOFLOW_CA_BUNDLE"),
         )
 
     def __attrs_post_init__(self) -> None:

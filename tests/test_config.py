@@ -206,3 +206,40 @@ def test_call_flow_builder() -> None:
 def test_call_flow_invalid(build: Any, exc: type[Exception], field: str) -> None:
     with pytest.raises(exc, match=field):
         build()
+
+
+def test_from_env_reads_the_telcoflow_variables() -> None:
+    config = tf.SessionManagerConfig.from_env(
+        {
+            "TELCOFLOW_API_KEY": "sk-from-env",
+            "TELCOFLOW_CONNECTOR_UUID": "conn-1",
+            "TELCOFLOW_BASE_URL": "ws://127.0.0.1:9",
+            "TELCOFLOW_CERT_PATH": "",  # empty counts as unset
+            "OTHER": "ignored",
+        }
+    )
+    assert config.api_key == "sk-from-env"
+    assert config.connector_uuid == "conn-1"
+    assert config.base_url == "ws://127.0.0.1:9"
+    assert config.cert_path is None
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"TELCOFLOW_API_KEY": "sk-secret-value"}, {"TELCOFLOW_CERT_PATH": "/c.pem"}],
+)
+def test_from_env_names_what_is_missing(environ: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID") as info:
+        tf.SessionManagerConfig.from_env(environ)
+    assert "sk-secret-value" not in str(info.value)
+
+
+def test_from_env_bad_values_are_named_without_the_key() -> None:
+    environ = {
+        "TELCOFLOW_API_KEY": "sk-secret-value",
+        "TELCOFLOW_CONNECTOR_UUID": "conn-1",
+        "TELCOFLOW_BASE_URL": "ftp://example.invalid",
+    }
+    with pytest.raises(ValueError, match="base_url") as info:
+        tf.SessionManagerConfig.from_env(environ)
+    assert "sk-secret-value" not in str(info.value)
