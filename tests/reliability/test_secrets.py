@@ -89,11 +89,12 @@ async def test_mtls_call_end_to_end_with_verification_on_and_clean_reprs(
                 async with sm.open_session(note.session_id) as session:
                     call = await session.incoming_call()
                     assert await call.answer()
+                    await sim.wait_spoken()  # all of it: the comparison below is then exact
                     got = 0
-                    async for chunk in await call.audio_stream():
+                    async for chunk in call.audio_stream():
                         await call.send_audio(chunk)
                         got += len(chunk)
-                        if got >= len(sim.spoken) > 0:
+                        if got >= len(sim.spoken):
                             break
                     await call.wait_for_playout()
                     await sim.wait_heard(got)
