@@ -198,9 +198,14 @@ class Session:
         return self._close_reason
 
     async def _close_on_exit(self) -> None:
+        call = self._call
         if self.is_closed:
+            # Closed under a live call (a control-plane reconnect force-closes TELCO
+            # sessions while their calls stream on): the call is still ours to end.
+            if call is not None and not call.handed_off and call.state is not CallState.TERMINATED:
+                await call.close()
             return
-        if self._call is not None and self._call.handed_off:
+        if call is not None and call.handed_off:
             # Another node has the call: nothing of ours to close on the server.
             self._mark_closed(CloseReason.SDK_REQUEST)
             return

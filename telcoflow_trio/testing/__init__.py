@@ -13,7 +13,10 @@ and record, pulls agent audio at real-time pace, and injects faults::
         assert call.heard == call.spoken
 
 For pytest, ``pytest_plugins = ["telcoflow_trio.testing.pytest_plugin"]`` gives a
-``sandbox`` fixture.
+``sandbox`` fixture. Property-based tests of an agent: :func:`run_script` plays a
+:class:`CallScript` against it and checks agent-level invariants; hypothesis strategies
+are in :mod:`telcoflow_trio.testing.strategies` and a multi-call state machine in
+:mod:`telcoflow_trio.testing.stateful` (both need ``hypothesis``; this package does not).
 """
 
 from ._audio import (
@@ -42,37 +45,72 @@ from ._caller import (
 from ._clock import SandboxClock
 from ._faults import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES, Faults
 from ._framelog import FrameLog, FrameRecord
+from ._invariants import PlayedCall, QuietWhileInterrupted, Violation
+from ._runner import RunOptions, ScriptFailure, play_script, run_script
 from ._sandbox import Sandbox, open_sandbox
+from ._script import (
+    CallError,
+    CallScript,
+    DropControl,
+    DropVoice,
+    HangUp,
+    Noise,
+    Pause,
+    SetConnect,
+    Shutdown,
+    SlowCommands,
+    Speak,
+    StallPulls,
+)
 from ._sessions import SessionRecord, WaOutbound
 
 __all__ = [
     "MALFORMED_CONTROL_FRAMES",
     "MALFORMED_VOICE_FRAMES",
     "AudioSource",
+    "CallError",
+    "CallScript",
     "CallerState",
     "CommandRecord",
     "ConnectBehaviour",
     "ConnectOutcome",
+    "DropControl",
+    "DropVoice",
     "EndedBy",
     "Faults",
     "FrameLog",
     "FrameRecord",
+    "HangUp",
     "HeardFrame",
     "Interrupt",
+    "Noise",
+    "Pause",
     "Pcm",
+    "PlayedCall",
     "PullRecord",
+    "QuietWhileInterrupted",
+    "RunOptions",
     "Sandbox",
     "SandboxClock",
+    "ScriptFailure",
     "SessionRecord",
+    "SetConnect",
+    "Shutdown",
     "Silence",
     "SimulatedCall",
+    "SlowCommands",
+    "Speak",
+    "StallPulls",
     "TestSignal",
     "Tone",
+    "Violation",
     "WaOutbound",
     "WavFile",
     "frame_bytes",
     "open_sandbox",
+    "play_script",
     "read_wav",
     "resample",
+    "run_script",
     "write_wav",
 ]
