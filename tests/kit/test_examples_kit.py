@@ -17,12 +17,12 @@ from .agents import load_example
 EXAMPLE_SETTINGS = settings(
     max_examples=SCRIPTS, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-# A cut voice or control connection followed by the agent's shutdown, with the caller still
-# on the line, leaves the call live on the server (test_runner has both as strict xfails):
-# known SDK gaps, reported, and kept out of these scripts so that they test the examples.
+# A cut voice connection followed by the agent's shutdown, with the caller still on the
+# line, leaves the call live on the server (a strict xfail in test_runner): a known SDK
+# gap, reported, and kept out of these scripts so that they test the examples.
 SCRIPTS_OF_EVERY_KIND = st.one_of(
     call_scripts(STEP_KINDS, endings={"hang_up", "implicit"}, sample_rate=sample_rates),
-    call_scripts(STEP_KINDS - {"drop_voice", "drop_control"}, sample_rate=sample_rates),
+    call_scripts(STEP_KINDS - {"drop_voice"}, sample_rate=sample_rates),
 )
 
 echo_agent = load_example("echo_agent")
