@@ -85,12 +85,22 @@ def _seconds(value: object) -> float:
     return float(value)
 
 
+class _StepBase:
+    """What every step shares: a pasteable repr, and no script time of its own (the steps
+    that last, ``Speak`` and ``Pause``, override :attr:`duration`)."""
+
+    __slots__ = ()
+    __repr__ = _compact_repr
+
+    @property
+    def duration(self) -> float:
+        return 0.0
+
+
 @attrs.frozen(repr=False)
-class Speak:
+class Speak(_StepBase):
     """The caller speaks for ``seconds``: a ``sound`` (``signal``, ``tone``, ``noise`` or
     ``silence``, varied by ``seed``), or any :class:`AudioSource` given as ``audio``."""
-
-    __repr__ = _compact_repr
 
     seconds: float = attrs.field(converter=_seconds)
     sound: Sound = "signal"
@@ -115,11 +125,9 @@ class Speak:
 
 
 @attrs.frozen(repr=False)
-class Pause:
+class Pause(_StepBase):
     """The caller stays silent for ``seconds`` (once the call is live, the line carries
     silence, frame by frame, as a phone line does)."""
-
-    __repr__ = _compact_repr
 
     seconds: float = attrs.field(converter=_seconds)
 
@@ -129,107 +137,59 @@ class Pause:
 
 
 @attrs.frozen(repr=False)
-class HangUp:
+class HangUp(_StepBase):
     """The caller hangs up (``call.terminated``). Ends the script."""
-
-    __repr__ = _compact_repr
-
-    @property
-    def duration(self) -> float:
-        return 0.0
 
 
 @attrs.frozen(repr=False)
-class Shutdown:
+class Shutdown(_StepBase):
     """The agent is stopped while the call is up, as a deploy would stop it. Ends the script;
     the agent must close what it holds."""
 
-    __repr__ = _compact_repr
-
-    @property
-    def duration(self) -> float:
-        return 0.0
-
 
 @attrs.frozen(repr=False)
-class CallError:
+class CallError(_StepBase):
     """The server sends a ``call.error`` event on the voice plane; the call stays up."""
-
-    __repr__ = _compact_repr
 
     code: str = "TTS_SESSION_ERROR"
     message: str = "simulated error"
 
-    @property
-    def duration(self) -> float:
-        return 0.0
-
 
 @attrs.frozen(repr=False)
-class DropVoice:
+class DropVoice(_StepBase):
     """The call's voice WebSocket is cut without a close frame (the call stays up)."""
 
-    __repr__ = _compact_repr
-
-    @property
-    def duration(self) -> float:
-        return 0.0
-
 
 @attrs.frozen(repr=False)
-class DropControl:
+class DropControl(_StepBase):
     """Every control WebSocket is cut without a close frame; agents reconnect."""
 
-    __repr__ = _compact_repr
-
-    @property
-    def duration(self) -> float:
-        return 0.0
-
 
 @attrs.frozen(repr=False)
-class StallPulls:
+class StallPulls(_StepBase):
     """The server pulls no agent audio for ``seconds``, then resumes at its normal pace."""
-
-    __repr__ = _compact_repr
 
     seconds: float = attrs.field(converter=_seconds)
 
-    @property
-    def duration(self) -> float:
-        return 0.0
-
 
 @attrs.frozen(repr=False)
-class SlowCommands:
+class SlowCommands(_StepBase):
     """From now on the server answers voice commands ``seconds`` late (past a command's
     own timeout it answers ``TIMEOUT`` at that timeout, as the protocol says); 0 restores."""
 
-    __repr__ = _compact_repr
-
     seconds: float = attrs.field(converter=_seconds)
-
-    @property
-    def duration(self) -> float:
-        return 0.0
 
 
 @attrs.frozen(repr=False)
-class SetConnect:
+class SetConnect(_StepBase):
     """How the destination of the agent's next ``call.connect`` behaves: picks up after
     ``answer_after`` seconds, rings out (``UNANSWERED``) or is refused (``FAILED``)."""
-
-    __repr__ = _compact_repr
 
     outcome: Literal["ANSWERED", "UNANSWERED", "FAILED"] = "ANSWERED"
     answer_after: float = attrs.field(default=1.0, converter=_seconds)
 
     def behaviour(self) -> ConnectBehaviour:
         return ConnectBehaviour(ConnectOutcome(self.outcome), self.answer_after)
-
-    @property
-    def duration(self) -> float:
-        return 0.0
 
 
 Step: TypeAlias = (
