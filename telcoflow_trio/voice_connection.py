@@ -130,15 +130,13 @@ class VoiceConnection:
         try:
             while True:
                 data = await ws.get_message()
-                if type(data) is bytes:
+                if type(data) is bytes and len(data) > 1:
                     # Audio is most of the traffic: decoded inline, without a frame object.
-                    if len(data) > 1:
-                        self._deliver_audio(data[0], data[1:])
+                    # Anything shorter goes to the decoder, which says why it is ignored.
+                    self._deliver_audio(data[0], data[1:])
                     continue
                 frame = voice.decode_server_frame(data)
-                if isinstance(frame, voice.AudioFrame):
-                    self._deliver_audio(frame.channel_id, frame.pcm)
-                elif isinstance(frame, voice.BufferRequest):
+                if isinstance(frame, voice.BufferRequest):
                     self.servicer.on_buffer_request(frame)
                 elif isinstance(frame, voice.CommandResponse):
                     self._replies.resolve(frame.command_id, frame)

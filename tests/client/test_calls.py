@@ -179,3 +179,20 @@ async def test_connect_whisper_with_audio_then_disconnect(sandbox: Sandbox) -> N
         "call.disconnect",
     ]
     assert sim.ended_by is EndedBy.AGENT_DISCONNECT
+
+
+@pytest.mark.parametrize("junk", [b"", b"\x00"])
+async def test_a_binary_voice_frame_too_short_for_audio_is_logged_and_ignored(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture, junk: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="telcoflow_trio.voice_connection")
+    with trio.fail_after(30):
+        async with tf.SessionManager(sandbox.config()) as sm:
+            sim = await sandbox.place_call()
+            async with claimed_call(sm) as (_session, call):
+                assert await call.answer()
+                await sim.send_raw(junk)
+                assert not await call.whisper()  # the socket still carries commands
+                await sim.hang_up()
+    assert "binary frame shorter than 2 bytes" in caplog.text
+    assert sim.voice_connections == 1
