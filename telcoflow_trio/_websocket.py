@@ -120,14 +120,14 @@ async def _connect(
 async def _handshake(
     nursery: trio.Nursery,
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
-    url: str,
+    resource: str,
+    host_header: str,
     extra: list[tuple[bytes, bytes]],
     message_queue_size: int,
     what: str,
     secrets: tuple[str, ...],
     deadline: float,
 ) -> trio_websocket.WebSocketConnection:
-    _host, _port, resource, host_header = _target(url)
     reader = _ReaderHost(nursery)
     ws: trio_websocket.WebSocketConnection | None = None
     with trio.move_on_at(deadline) as timer:
@@ -179,7 +179,7 @@ async def open_client(
     the server keeps the connection open without answering.
     """
     extra = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
-    host, port, _resource, _host_header = _target(url)
+    host, port, resource, host_header = _target(url)
     if tls is None and url.startswith("wss://"):
         tls = ssl.create_default_context()
     deadline = trio.current_time() + CONNECT_TIMEOUT
@@ -189,7 +189,15 @@ async def open_client(
     try:
         nursery = await scope.open()
         ws = await _handshake(
-            nursery, stream, url, extra, message_queue_size, what, secrets, deadline
+            nursery,
+            stream,
+            resource,
+            host_header,
+            extra,
+            message_queue_size,
+            what,
+            secrets,
+            deadline,
         )
         try:
             yield ws
