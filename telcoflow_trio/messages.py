@@ -14,10 +14,13 @@ __all__ = ["IncomingMessage", "SendWAMessage", "SessionNotification"]
 
 @attrs.frozen
 class SessionNotification:
-    """A session waiting for an agent (``session.notify``); claim it with ``open_session``."""
+    """A session waiting for an agent (``session.notify``); claim it with ``open_session``.
+
+    ``channel`` is a :class:`ChannelType` when known and the server's string otherwise.
+    """
 
     session_id: str
-    channel: ChannelType
+    channel: ChannelType | str
     remote_address: str = ""
     local_address: str = ""
     activity: SessionActivityType | str = SessionActivityType.NEW_INCOMING_CALL

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from enum import StrEnum
+from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
@@ -68,6 +69,8 @@ __all__ = [
 CONTROL_PATH: Final = "/v1/agent/session-manager"
 SAMPLE_RATES: Final = (8000, 16000, 24000)
 
+_E = TypeVar("_E", bound=StrEnum)
+
 
 def new_id() -> str:
     """A fresh uuid4 string, as used for ``reqId``, ``command_id`` and ``clientMsgId``."""
@@ -80,14 +83,25 @@ def _sample_rate(_inst: object, attribute: attrs.Attribute[int], value: object) 
         raise ValueError(f"{attribute.name} must be one of {SAMPLE_RATES}, got {value!r}")
 
 
-def _activity(value: object) -> SessionActivityType | str:
-    # The server may add activities; unknown ones stay plain strings.
+def _known_or_str(enum: type[_E], name: str, value: object) -> _E | str:
+    # The server may add values (activities, channels); unknown ones stay plain strings,
+    # as the reference client passes them on, rather than dropping the frame.
     if not isinstance(value, str):
-        raise TypeError(f"activity must be a str, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
     try:
-        return SessionActivityType(value)
+        return enum(value)
     except ValueError:
         return value
+
+
+def _activity(value: object) -> SessionActivityType | str:
+    return _known_or_str(SessionActivityType, "activity", value)
+
+
+def _channel(value: object) -> ChannelType | str:
+    if value == "":
+        raise ValueError("channel must be a non-empty str")
+    return _known_or_str(ChannelType, "channel", value)
 
 
 def _reason(value: str) -> CloseReason:
@@ -312,11 +326,16 @@ class Response:
 
 @attrs.frozen
 class SessionNotify:
-    """Broadcast to every control connection of the connector: a session wants an agent."""
+    """Broadcast to every control connection of the connector: a session wants an agent.
+
+    ``channel`` and ``activity`` are enum members when known and plain strings otherwise
+    (the server may add values), so compare against the members rather than matching them
+    exhaustively.
+    """
 
     TYPE: ClassVar[str] = "session.notify"
     session_id: str = attrs.field(validator=non_empty_str)
-    channel: ChannelType = attrs.field(converter=ChannelType)
+    channel: ChannelType | str = attrs.field(converter=_channel)
     remote_address: str = attrs.field(default="", validator=_str)
     local_address: str = attrs.field(default="", validator=_str)
     activity: SessionActivityType | str = attrs.field(
@@ -328,7 +347,7 @@ class SessionNotify:
         return {
             "type": self.TYPE,
             "sessionId": self.session_id,
-            "channel": self.channel.value,
+            "channel": str(self.channel),
             "remoteAddress": self.remote_address,
             "localAddress": self.local_address,
             "activity": str(self.activity),
@@ -339,7 +358,7 @@ class SessionNotify:
     def from_json_obj(cls, obj: JSONObject) -> SessionNotify:
         return cls(
             req_str(obj, "sessionId"),
-            choice(obj, "channel", ChannelType),
+            req_str(obj, "channel"),
             opt_str(obj, "remoteAddress"),
             opt_str(obj, "localAddress"),
             opt_str(obj, "activity"),

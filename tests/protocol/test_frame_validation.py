@@ -21,6 +21,8 @@ from telcoflow_trio.protocol import Unrecognised, control, handoff, rest, voice
         (lambda: control.WaMsgOut("S", "v1", ["x"]), TypeError, "data"),
         (lambda: control.WaMsgOut("S", "v1", {1: "x"}), TypeError, "data"),
         (lambda: control.Response("R", "yes"), TypeError, "ok"),
+        (lambda: control.SessionNotify("S", 5), TypeError, "channel"),
+        (lambda: control.SessionNotify("S", ""), ValueError, "channel"),
         (lambda: control.SessionNotify("S", "TELCO", activity=3), TypeError, "activity"),
         (lambda: control.SessionNotify("S", "TELCO", created_at=True), TypeError, "created_at"),
         (lambda: control.CallIn("S", "C", "ws://v", ""), ValueError, "token"),

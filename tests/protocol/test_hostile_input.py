@@ -137,9 +137,10 @@ def test_deeply_nested_json_is_unrecognised_not_a_crash() -> None:
         ('{"type": "response", "reqId": "r", "ok": "yes"}', "'ok' must be a boolean"),
         ('{"type": "response", "reqId": "r", "ok": true, "errorCode": 4}', "'errorCode'"),
         (
-            '{"type": "session.notify", "sessionId": "s", "channel": "SMS"}',
-            "'channel' has an unknown value",
+            '{"type": "session.notify", "sessionId": "s", "channel": 5}',
+            "'channel' must be a string, got number",
         ),
+        ('{"type": "session.notify", "sessionId": "s", "channel": ""}', "'channel' is empty"),
         (
             '{"type": "session.notify", "sessionId": "s", "channel": "WA", "createdAt": "x"}',
             "'createdAt' must be an integer, got string",

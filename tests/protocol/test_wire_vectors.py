@@ -15,6 +15,7 @@ from telcoflow_trio.enums import (
     InboundCallMode,
     SessionActivityType,
 )
+from telcoflow_trio.messages import SessionNotification
 from telcoflow_trio.protocol import Unrecognised, control, rest, voice
 
 # ── client → server: exact key names and values ────────────────────────────────────────
@@ -177,6 +178,24 @@ def test_session_notify_keeps_unknown_activity_as_string() -> None:
     assert future.activity == "ESCALATED"
     assert not isinstance(future.activity, SessionActivityType)
     assert future.created_at == 0  # missing number reads as 0
+
+
+def test_session_notify_keeps_unknown_channel_as_string() -> None:
+    # The reference client passes an unknown channel on as a string; the frame is delivered.
+    text = '{"type": "session.notify", "sessionId": "S", "channel": "SMS", "remoteAddress": "+1"}'
+    frame = control.decode_server_frame(text)
+    assert isinstance(frame, control.SessionNotify)
+    assert frame.channel == "SMS"
+    assert not isinstance(frame.channel, ChannelType)
+    assert json.loads(control.encode_frame(frame))["channel"] == "SMS"
+    note = SessionNotification.from_frame(frame)
+    assert (note.session_id, note.channel, note.remote_address) == ("S", "SMS", "+1")
+    assert note.channel is not ChannelType.TELCO  # serve_calls skips it, as it does WA
+    known = control.decode_server_frame(
+        '{"type": "session.notify", "sessionId": "S", "channel": "WA"}'
+    )
+    assert isinstance(known, control.SessionNotify)
+    assert known.channel is ChannelType.WA
 
 
 def test_call_in() -> None:
