@@ -1,14 +1,25 @@
-"""A nursery for a library object's own tasks, that does not wrap the user's exceptions.
+"""A nursery for a library object's own tasks: shielded from outer cancellation until its
+owner ends them, and never wrapping the user's exceptions.
 
-With trio's strict exception groups, ``raise ValueError`` inside ``async with nursery``
-comes out as ``ExceptionGroup([ValueError])``. A library whose scopes host only its own
-tasks should not do that to the code in the user's ``async with`` block: an exception from
-the block propagates as itself, and the internal tasks are cancelled and awaited first.
+Two things a plain nursery gets wrong for a library scope such as ``SessionManager``:
+
+- With trio's strict exception groups, ``raise ValueError`` inside ``async with nursery``
+  comes out as ``ExceptionGroup([ValueError])``. An exception from the user's block must
+  propagate as itself; the internal tasks are cancelled and awaited first.
+- When the user's block is cancelled (a timeout, Ctrl+C), the socket tasks must outlive the
+  cancellation until the scope's cleanup has told the server (call closed, session closed):
+  the cleanup needs the socket readers for the answers. So each task runs in a cancel scope
+  that is shielded once the task has started, and the owner cancels every one of them in
+  :meth:`TaskScope.close`, which it calls on every exit path. Before it has started (inside
+  :meth:`TaskScope.start`), a task is *not* shielded: cancelling the caller of ``start``
+  cancels it, so connecting can always be cancelled.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -17,28 +28,95 @@ __all__ = ["TaskScope"]
 logger = logging.getLogger(__name__)
 
 
+class _StartedHook:
+    """Passes ``started()`` on, shielding the task's scope at that moment."""
+
+    def __init__(self, scope: trio.CancelScope, status: trio.TaskStatus[Any]) -> None:
+        self._scope = scope
+        self._status = status
+
+    def started(self, value: Any = None) -> None:
+        self._scope.shield = True
+        self._status.started(value)
+
+
 class TaskScope:
     """Owns a nursery of internal tasks; see the module docstring."""
 
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, *, shield: bool = True) -> None:
         self._owner = owner
+        self._shield = shield
         self._cm = trio.open_nursery()
-        self.nursery: trio.Nursery
+        self._nursery: trio.Nursery | None = None
+        self._task_scopes: set[trio.CancelScope] = set()
+        self._closing = False
 
-    async def open(self) -> trio.Nursery:
-        self.nursery = await self._cm.__aenter__()
-        return self.nursery
+    async def open(self) -> TaskScope:
+        self._nursery = await self._cm.__aenter__()
+        return self
 
-    async def close(
-        self,
-        exc: BaseException | None = None,
+    def _require(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError(f"{self._owner}: task scope is not open")
+        return self._nursery
+
+    def start_soon(
+        self, fn: Callable[..., Awaitable[object]], *args: object, name: object = None
     ) -> None:
+        """Run ``fn(*args)`` as an internal task, shielded from outer cancellation."""
+        self._require().start_soon(self._run, fn, args, name=name or fn)
+
+    async def start(
+        self, fn: Callable[..., Awaitable[object]], *args: object, name: object = None
+    ) -> Any:
+        """As ``nursery.start``: cancellable until ``fn`` calls ``task_status.started()``,
+        shielded from outer cancellation afterwards."""
+        return await self._require().start(self._run_started, fn, args, name=name or fn)
+
+    async def _run(self, fn: Callable[..., Awaitable[object]], args: tuple[object, ...]) -> None:
+        with trio.CancelScope(shield=self._shield) as scope:
+            if self._closing:
+                scope.cancel()
+            self._task_scopes.add(scope)
+            try:
+                await fn(*args)
+            finally:
+                self._task_scopes.discard(scope)
+
+    async def _run_started(
+        self,
+        fn: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with trio.CancelScope() as scope:
+            if self._closing:
+                scope.cancel()
+            self._task_scopes.add(scope)
+            status: trio.TaskStatus[Any] = (
+                _StartedHook(scope, task_status) if self._shield else task_status
+            )
+            try:
+                await fn(*args, task_status=status)
+            finally:
+                self._task_scopes.discard(scope)
+
+    def cancel(self) -> None:
+        """Cancel every internal task (shielded or not)."""
+        self._closing = True
+        for scope in list(self._task_scopes):
+            scope.cancel()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def close(self, exc: BaseException | None = None) -> None:
         """Cancel the internal tasks and wait for them.
 
         Without ``exc`` (the block ended normally) an internal failure propagates. With
         ``exc`` (the block raised it, and it will propagate), internal failures are logged.
         """
-        self.nursery.cancel_scope.cancel()
+        self.cancel()
         try:
             await self._cm.__aexit__(None, None, None)
         except BaseException as internal:

@@ -18,11 +18,31 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from ._scope import TaskScope
+from ._validate import check_timeout
 from .call import Call, CallOwner, call_for_session
-from .enums import CallState, ChannelType, CloseReason
-from .errors import WrongChannelError, WSSSessionClosed, WSSSessionError, error_from_code
+from .enums import ChannelType, CloseReason
+from .errors import (
+    WrongChannelError,
+    WSSConnectionError,
+    WSSError,
+    WSSSessionBusy,
+    WSSSessionClosed,
+    WSSSessionError,
+    error_from_code,
+)
 from .messages import IncomingMessage, SendWAMessage
 from .protocol import control, timing
+from .protocol.session_state import (
+    CloseOverRest,
+    EndCall,
+    Reclaim,
+    SendReady,
+    SessionAction,
+    SessionMachine,
+    SessionPhase,
+    SessionStateError,
+)
 from .results import SendMessageResult
 
 if TYPE_CHECKING:
@@ -40,7 +60,13 @@ CALL_WAIT: Final = 10.0
 
 
 class Session:
-    """One claimed session. Made by the session manager; use it inside its ``async with``."""
+    """One claimed session. Made by the session manager; use it inside its ``async with``.
+
+    Its lifecycle is a :class:`~telcoflow_trio.protocol.session_state.SessionMachine`: this
+    class feeds it the control plane's frames and the application's calls, and carries out
+    what it decides (``session.ready``, re-claiming after a reconnect, closing over REST,
+    ending the call).
+    """
 
     def __init__(
         self,
@@ -49,7 +75,7 @@ class Session:
         control_connection: ControlConnection,
         rest: RestClient,
         config: SessionManagerConfig,
-        nursery: trio.Nursery,
+        nursery: TaskScope,
     ) -> None:
         self._control = control_connection
         self._rest = rest
@@ -60,28 +86,28 @@ class Session:
         self.remote_address = info.remote_address
         self.local_address = info.local_address
         self.opened_at = info.opened_at
-        self._ready = False
+        self._machine = SessionMachine()
+        self._changed = trio.Event()
         self._closed = trio.Event()
-        self._close_reason: CloseReason | None = None
+        self._server_closed = trio.Event()
         self._call: Call | None = None
         self._call_owner: CallOwner | None = None
-        self._call_arrived = trio.Event()
         self._messages_in, self.messages = trio.open_memory_channel[IncomingMessage](MESSAGE_BUFFER)
         self.messages_dropped = 0
         """Inbound messages dropped because ``messages`` was full."""
 
     def __repr__(self) -> str:
-        state = f"closed:{self._close_reason}" if self.is_closed else "open"
+        state = f"closed:{self.close_reason}" if self.is_closed else "open"
         return f"<Session {self.id} {self.channel} {state}>"
 
     @property
     def is_closed(self) -> bool:
-        return self._closed.is_set()
+        return self._machine.closed
 
     @property
     def close_reason(self) -> CloseReason | None:
         """Why the session closed, once it has."""
-        return self._close_reason
+        return self._machine.close_reason
 
     def _require(self, channel: ChannelType, what: str) -> None:
         if self.channel is not channel:
@@ -89,19 +115,78 @@ class Session:
                 f"{what} needs a {channel} session; {self.id} is {self.channel}"
             )
 
+    def _changed_now(self) -> None:
+        if self._machine.closed and not self._closed.is_set():
+            self._closed.set()
+            self._messages_in.close()
+            logger.info("session %s closed (%s)", self.id, self._machine.close_reason)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _carry_out(self, actions: list[SessionAction]) -> None:
+        for action in actions:
+            if isinstance(action, SendReady):
+                try:
+                    await self._control.send(control.SessionReady(self.id))
+                except WSSConnectionError:
+                    # The control plane is down: the re-claim after the reconnect sends it.
+                    self._machine.control_lost()
+            elif isinstance(action, Reclaim):
+                await self._reclaim()
+            elif isinstance(action, CloseOverRest):
+                await self._close_over_rest()
+            elif isinstance(action, EndCall):
+                owner = self._call_owner
+                assert owner is not None
+                await owner.settle()
+                self._machine.call_settled(server_done=owner.server_done)
+            else:  # pragma: no cover
+                raise AssertionError(f"unexpected action {action!r}")
+            self._changed_now()
+        self._changed_now()
+
+    async def _reclaim(self) -> None:
+        try:
+            response = await self._control.request(control.SessionOpen(self.id))
+        except WSSConnectionError as exc:
+            logger.info("session %s: re-claim failed (%s); retried after the next reconnect", self.id, exc)
+            return
+        actions = self._machine.reclaim_answered(ok=response.ok, error_code=response.error_code)
+        if response.ok:
+            logger.info("session %s re-claimed after reconnect", self.id)
+        elif self._machine.closed:
+            logger.info("session %s lost on reconnect (%s)", self.id, response.error_code)
+        else:
+            logger.info("session %s kept without its claim (%s)", self.id, response.error_code)
+        await self._carry_out(actions)
+
+    async def _close_over_rest(self) -> bool:
+        """Close the session with the REST call (also how its call is ended on the server
+        when its voice socket is gone); True once the server has closed it."""
+        try:
+            await self._rest.close_session(self.id)
+            ok = True
+        except WSSError as exc:
+            logger.warning("session %s: closing it over REST failed: %s", self.id, exc)
+            ok = False
+        self._machine.rest_closed()
+        self._changed_now()
+        return ok
+
     # ── readiness ───────────────────────────────────────────────────────────────────────
 
     async def ready(self) -> None:
         """Tell the server we are ready for this session's events. Idempotent; a no-op
-        once the session is closed. The server delivers ``call.in``/``wa.msg.in`` only after."""
-        if self._ready or self.is_closed:
+        once the session is closed. The server delivers ``call.in``/``wa.msg.in`` only after.
+        While the control plane reconnects, it is sent once the session is re-claimed."""
+        await trio.lowlevel.checkpoint()
+        if self._machine.phase is not SessionPhase.CLAIMED:
             return
-        self._ready = True
-        await self._control.send(control.SessionReady(self.id))
+        await self._carry_out(self._machine.ready())
 
     async def _watch_ready(self) -> None:
         await trio.sleep(timing.READY_WARNING_DELAY)
-        if not self._ready and not self.is_closed:
+        if self._machine.phase is SessionPhase.CLAIMED:
             logger.warning(
                 "session %s was opened %.0f s ago and ready() was never called: "
                 "the server holds its events until then",
@@ -115,34 +200,39 @@ class Session:
         """The session's call: sends ``ready()`` if needed, then waits for ``call.in``.
 
         Raises ``WrongChannelError`` on a WA session, ``WSSSessionClosed`` if the session
-        closes first, ``WSSSessionError`` if no call arrives within ``timeout`` seconds.
+        closes first, ``WSSSessionBusy`` if another agent won it during a control-plane
+        reconnect, ``WSSSessionError`` if no call arrives within ``timeout`` seconds.
         """
         self._require(ChannelType.TELCO, "incoming_call()")
+        wait = check_timeout("timeout", timeout)
         await self.ready()
-        with trio.move_on_after(timeout):
-            async with trio.open_nursery() as nursery:
-
-                async def _closed() -> None:
-                    await self._closed.wait()
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(_closed)
-                await self._call_arrived.wait()
-                nursery.cancel_scope.cancel()
+        with trio.move_on_after(wait):
+            while self._call is None and not self.is_closed:
+                await self._changed.wait()
         if self._call is not None:
             return self._call
         if self.is_closed:
+            if not self._machine.ours:
+                raise WSSSessionBusy(None)
             raise WSSSessionClosed(
-                f"session {self.id} closed ({self._close_reason}) before its call"
+                f"session {self.id} closed ({self.close_reason}) before its call"
             )
-        raise WSSSessionError(f"no call.in for session {self.id} within {timeout:g} s")
+        raise WSSSessionError(f"no call.in for session {self.id} within {wait:g} s")
 
     def _deliver_call(self, frame: control.CallIn) -> None:
-        if self._call is not None:
-            logger.debug("session %s: ignored a second call.in (call %s)", self.id, frame.call_id)
+        try:
+            self._machine.call_in()
+        except SessionStateError:
+            logger.debug("session %s: call.in after it closed ignored", self.id)
             return
-        self._call, self._call_owner = call_for_session(frame, self._config, self._nursery, self)
-        self._call_arrived.set()
+        if self._call is not None:
+            if frame.call_id != self._call.id:
+                logger.warning("session %s: ignored call.in for another call", self.id)
+            return  # re-delivered after a re-claim: the same call
+        self._call, self._call_owner = call_for_session(
+            frame, self._config, self._nursery, self, self._close_over_rest
+        )
+        self._changed_now()
 
     # ── WA ──────────────────────────────────────────────────────────────────────────────
 
@@ -175,67 +265,38 @@ class Session:
 
     # ── closing ─────────────────────────────────────────────────────────────────────────
 
-    def _mark_closed(self, reason: CloseReason) -> None:
-        if self.is_closed:
-            return
-        self._close_reason = reason
-        self._closed.set()
-        self._messages_in.close()
-        # A closed session does not end its call: after a control-plane reconnect the
-        # server closes TELCO sessions while their calls keep streaming on the voice plane.
-        logger.info("session %s closed (%s)", self.id, reason)
+    def _on_server_closed(self, reason: CloseReason) -> None:
+        self._server_closed.set()
+        self._machine.server_closed(reason)
+        if self._call_owner is not None:
+            self._call_owner.server_closed(reason)
+        self._changed_now()
 
     def _abandon(self) -> None:
         """The scope is over: whatever the server said, stop the call's tasks now."""
         if self._call_owner is not None:
-            self._call_owner.terminate("its session scope ended")
-        self._mark_closed(CloseReason.SDK_REQUEST)
+            self._call_owner.abandon()
+        self._machine.server_closed(CloseReason.SDK_REQUEST)
+        self._changed_now()
 
     async def wait_closed(self) -> CloseReason:
         """Wait until the session is closed; returns the reason."""
         await self._closed.wait()
-        assert self._close_reason is not None
-        return self._close_reason
-
-    async def _close_on_exit(self) -> None:
-        call = self._call
-        if self.is_closed:
-            # Closed under a live call (a control-plane reconnect force-closes TELCO
-            # sessions while their calls stream on): the call is still ours to end.
-            if call is not None and not call.handed_off and call.state is not CallState.TERMINATED:
-                await call.close()
-            return
-        if call is not None and call.handed_off:
-            # Another node has the call: nothing of ours to close on the server.
-            self._mark_closed(CloseReason.SDK_REQUEST)
-            return
-        await self.close()
+        reason = self._machine.close_reason
+        assert reason is not None
+        return reason
 
     async def close(self, *, confirm_timeout: float = timing.SESSION_CLOSE_WAIT) -> None:
-        """Close the session and wait for the server's ``session.closed`` (at most
-        ``confirm_timeout`` seconds; then it is closed locally). Idempotent."""
+        """Close the session (its call, for TELCO; over REST otherwise) and wait for the
+        server's ``session.closed``, at most ``confirm_timeout`` seconds. Idempotent."""
+        wait = check_timeout("confirm_timeout", confirm_timeout)
+        await trio.lowlevel.checkpoint()
         if self.is_closed:
             return
-        call = self._call
-        if self.channel is ChannelType.TELCO and call is not None:
-            if call.state is not CallState.TERMINATED:
-                await call.close()
-        else:
-            # WA sessions close over REST; so does a TELCO session whose call never reached
-            # us (its scope ended first), or the server would keep the caller waiting on a
-            # session bound to us.
-            result = await self._rest.close_session(self.id)
-            if result is None:
-                self._mark_closed(CloseReason.SDK_REQUEST)
-        with trio.move_on_after(confirm_timeout):
-            await self._closed.wait()
-        if not self.is_closed:
-            logger.warning(
-                "session %s: no session.closed within %g s, closing locally",
-                self.id,
-                confirm_timeout,
-            )
-            self._mark_closed(CloseReason.SDK_REQUEST)
+        await self._carry_out(self._machine.close_requested())
+        if not self._server_closed.is_set():
+            with trio.move_on_after(wait):
+                await self._server_closed.wait()
 
 
 class SessionFeed:
@@ -252,7 +313,20 @@ class SessionFeed:
         self.session._deliver_message(frame)
 
     def closed(self, reason: CloseReason) -> None:
-        self.session._mark_closed(reason)
+        """``session.closed`` from the server."""
+        self.session._on_server_closed(reason)
+
+    def control_lost(self) -> None:
+        self.session._machine.control_lost()
+
+    def start_restore(self) -> None:
+        """The control plane is back: re-claim the session if it is still ours (a task
+        of the session's scope, so it ends with the session)."""
+        self.session._nursery.start_soon(self._restore, name=f"restore {self.session.id}")
+
+    async def _restore(self) -> None:
+        session = self.session
+        await session._carry_out(session._machine.control_back())
 
     async def watch_ready(self) -> None:
         """Warn if the application never calls ``ready()`` (run in the session's nursery)."""
@@ -260,7 +334,15 @@ class SessionFeed:
 
     async def close_on_exit(self) -> None:
         """The scope is ending: close on the server what is ours to close."""
-        await self.session._close_on_exit()
+        session = self.session
+        await session._carry_out(session._machine.scope_ended())
+
+    async def open_call_voice(self) -> None:
+        """Open the voice plane of the session's call (a resumed call, before its handler)."""
+        owner = self.session._call_owner
+        if owner is None:
+            raise WSSSessionError(f"session {self.session.id} has no call")
+        await owner.open_voice()
 
     def abandon(self) -> None:
         """The scope is over: whatever the server said, stop the call's tasks now."""
@@ -273,7 +355,7 @@ def open_session_object(
     control_connection: ControlConnection,
     rest: RestClient,
     config: SessionManagerConfig,
-    nursery: trio.Nursery,
+    nursery: TaskScope,
 ) -> tuple[Session, SessionFeed]:
     """A new session and the feed its manager drives it through."""
     session = Session(

@@ -7,6 +7,7 @@ socket and task it opened is closed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,12 +17,21 @@ from typing import Final
 import sniffio
 import trio
 
+from ._ratelimit import RateLimit
 from ._scope import TaskScope
 from .call import Call
 from .config import CallFlowConfig, SessionManagerConfig
 from .control_connection import ConnectionState, ControlConnection, Timeouts
-from .enums import ChannelType, CloseReason
-from .errors import WSSSessionAlreadyExists, WSSSessionBusy, WSSSessionError
+from .enums import ChannelType, SessionActivityType
+from .errors import (
+    WSSCallClosedError,
+    WSSError,
+    WSSSessionAlreadyExists,
+    WSSSessionBusy,
+    WSSSessionClosed,
+    WSSSessionError,
+    WSSSessionNotFound,
+)
 from .messages import SessionNotification
 from .protocol import Unrecognised, control, rest, timing
 from .rest_client import RestClient
@@ -34,6 +44,8 @@ logger = logging.getLogger(__name__)
 NOTIFICATION_BUFFER: Final = 256
 CLEANUP_DEADLINE: Final = 15.0
 """How long leaving a scope may spend telling the server (close call, close session)."""
+WARNING_INTERVAL: Final = 60.0
+"""A warning that may repeat is logged at most once per this many seconds."""
 
 
 def _require_trio() -> None:
@@ -77,6 +89,8 @@ class SessionManager:
         """Notifications dropped because ``session_notifications`` was full."""
         self._scope: TaskScope | None = None
         self._rest: RestClient
+        self._serve_failures = 0
+        self._serve_failures_logged = RateLimit(WARNING_INTERVAL)
 
     def __repr__(self) -> str:
         return f"<SessionManager {self.config.base_url} {self._control.state}>"
@@ -89,9 +103,10 @@ class SessionManager:
             raise RuntimeError("a SessionManager can be entered only once")
         self._rest = RestClient(self.config)
         self._scope = TaskScope("SessionManager")
-        nursery = await self._scope.open()
+        await self._scope.open()
         try:
-            await nursery.start(self._control.run)
+            # Cancellable until connected (the task is shielded only once it has started).
+            await self._scope.start(self._control.run)
         except BaseException as exc:
             try:
                 await self._scope.close(exc)
@@ -173,24 +188,12 @@ class SessionManager:
             feed.closed(frame.reason)
 
     async def _restore_sessions(self) -> None:
-        """After a reconnect: TELCO sessions are closed (their calls keep streaming on the
-        voice plane; the server re-notifies live calls); WA sessions are claimed again."""
+        """After a reconnect: the server unbound every session of the old connection and
+        re-notified (RESUME) those still needing an agent. Each session that is still ours
+        is re-claimed in its own scope; a live call streams on meanwhile either way."""
         for feed in list(self._sessions.values()):
-            session = feed.session
-            if session.is_closed:
-                continue
-            if session.channel is ChannelType.TELCO:
-                feed.closed(CloseReason.FORCE_CLOSE)
-                continue
-            response = await self._control.request(control.SessionOpen(session.id))
-            if response.ok:
-                await self._control.send(control.SessionReady(session.id))
-                logger.info("session %s re-claimed after reconnect", session.id)
-            elif response.error_code in ("SESSION_BUSY", "SESSION_CLOSED"):
-                logger.info("session %s lost on reconnect (%s)", session.id, response.error_code)
-                feed.closed(CloseReason.FORCE_CLOSE)
-            else:
-                logger.warning("session %s: re-claim refused (%s)", session.id, response.error_code)
+            feed.control_lost()
+            feed.start_restore()
 
     # ── sessions ────────────────────────────────────────────────────────────────────────
 
@@ -234,29 +237,69 @@ class SessionManager:
         async with self._session_scope(created.session_id) as session:
             yield session
 
+    async def _claim(self, session_id: str) -> control.Response:
+        """``session.open``, in a task of the manager so that a claim whose caller is
+        cancelled while the answer is on its way is not left bound to us and unserved:
+        if the late answer says we won, the session is closed over REST."""
+        box: list[control.Response | Exception] = []
+        answered = trio.Event()
+        abandoned = False
+
+        async def claim() -> None:
+            try:
+                box.append(await self._control.request(control.SessionOpen(session_id)))
+            except WSSError as exc:
+                box.append(exc)
+            finally:
+                answered.set()
+            result = box[0]
+            if abandoned and isinstance(result, control.Response) and result.ok:
+                logger.info("session %s: claim won after its caller left; closing it", session_id)
+                with trio.move_on_after(CLEANUP_DEADLINE):
+                    try:
+                        await self._rest.close_session(session_id)
+                    except WSSError as exc:
+                        logger.warning("session %s: closing it failed: %s", session_id, exc)
+
+        assert self._scope is not None
+        self._scope.start_soon(claim, name=f"claim {session_id}")
+        try:
+            await answered.wait()
+        except BaseException:
+            abandoned = True
+            raise
+        result = box[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     @asynccontextmanager
     async def _session_scope(self, session_id: str) -> AsyncIterator[Session]:
         if session_id in self._sessions:
             raise WSSSessionError(f"session {session_id} is already open in this manager")
-        response = await self._control.request(control.SessionOpen(session_id))
+        response = await self._claim(session_id)
         if not response.ok:
             raise session_error(response, "session.open")
         info = control.decode_opened_session(response.content)
         if isinstance(info, Unrecognised):
+            # Ours on the server, but unusable: do not leave it bound to us.
+            with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_DEADLINE):
+                with contextlib.suppress(WSSError):
+                    await self._rest.close_session(session_id)
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
-        nursery = await scope.open()
+        await scope.open()
         session, feed = open_session_object(
             info,
             control_connection=self._control,
             rest=self._rest,
             config=self.config,
-            nursery=nursery,
+            nursery=scope,
         )
         self._sessions[session_id] = feed
-        nursery.start_soon(feed.watch_ready)
         body_exc: BaseException | None = None
         try:
+            scope.start_soon(feed.watch_ready)
             yield session
         except BaseException as exc:
             body_exc = exc
@@ -268,7 +311,10 @@ class SessionManager:
                     await feed.close_on_exit()
                 except Exception as exc:
                     logger.warning("session %s: closing failed: %s", session_id, exc)
-                    feed.closed(CloseReason.SDK_REQUEST)
+            if cleanup.cancelled_caught:
+                logger.warning(
+                    "session %s: not closed on the server within %g s", session_id, CLEANUP_DEADLINE
+                )
             feed.abandon()
             self._sessions.pop(session_id, None)
             # Not shielded: a nursery must be exited at the nesting level it was opened at,
@@ -300,27 +346,63 @@ class SessionManager:
         """Claim every TELCO notification and run ``handler(call)`` for each, one child
         task per call. A claim lost to another agent (``SESSION_BUSY``) is skipped; the call
         is closed when the handler returns or raises; a handler's exception is logged with
-        the call id and does not touch the other calls. Runs until cancelled."""
+        the call id and does not touch the other calls. Runs until cancelled; a
+        cancellation or ``KeyboardInterrupt`` comes out as itself, after every live call
+        has been closed on the server.
+
+        A ``RESUME`` notification (the server re-offers a live call after a control-plane
+        blip) is skipped for a session this manager still holds; for another agent's call it
+        is claimed, and served only if its voice plane opens (the other agent is gone).
+        """
         if not callable(handler):
             raise TypeError("handler must be an async function taking a Call")
-        async with trio.open_nursery() as nursery:
+        scope = TaskScope("serve_calls", shield=False)
+        await scope.open()
+        body_exc: BaseException | None = None
+        try:
             async for note in self.session_notifications:
                 if note.channel is not ChannelType.TELCO:
                     logger.debug(
                         "serve_calls: skipping %s session %s", note.channel, note.session_id
                     )
                     continue
-                nursery.start_soon(self._serve_one, note.session_id, handler)
+                if note.session_id in self._sessions:
+                    logger.debug("serve_calls: session %s is already ours", note.session_id)
+                    continue
+                resumed = note.activity == SessionActivityType.RESUME
+                scope.start_soon(
+                    self._serve_one, note.session_id, handler, resumed, name=note.session_id
+                )
+        except BaseException as exc:
+            body_exc = exc
+            raise
+        finally:
+            await scope.close(body_exc)
 
-    async def _serve_one(self, session_id: str, handler: Callable[[Call], Awaitable[None]]) -> None:
+    async def _serve_one(
+        self, session_id: str, handler: Callable[[Call], Awaitable[None]], resumed: bool
+    ) -> None:
         try:
             async with self.open_session(session_id) as session:
                 call = await session.incoming_call()
+                if resumed:
+                    # Another agent may still hold this call on its voice socket: then the
+                    # voice upgrade is refused (WSSSessionBusy) and the call is left alone.
+                    await self._sessions[session_id].open_call_voice()
                 try:
                     await handler(call)
                 except Exception:
                     logger.exception("call %s: handler raised; closing the call", call.id)
         except WSSSessionBusy:
-            logger.debug("session %s was claimed by another agent", session_id)
+            logger.debug("session %s is held by another agent", session_id)
+        except (WSSSessionClosed, WSSSessionNotFound, WSSCallClosedError) as exc:
+            logger.info("session %s ended before it could be served: %s", session_id, exc)
         except Exception as exc:
-            logger.warning("session %s: could not serve its call: %s", session_id, exc)
+            self._serve_failures += 1
+            if self._serve_failures_logged.ready():
+                logger.warning(
+                    "session %s: could not serve its call: %s (%d such failures so far)",
+                    session_id,
+                    exc,
+                    self._serve_failures,
+                )
