@@ -153,11 +153,12 @@ class SessionManager:
 
     async def wait_connection_state(self, state: ConnectionState) -> None:
         """Wait until the control connection is in ``state``."""
+        await trio.lowlevel.checkpoint()
         await self._control.wait_state(state)
 
     async def wait_connected(self) -> None:
         """Wait until the control connection is up (e.g. after a reconnect)."""
-        await self._control.wait_state(ConnectionState.CONNECTED)
+        await self.wait_connection_state(ConnectionState.CONNECTED)
 
     # ── routing (called by the control connection's reader: never blocks) ─────────────
 

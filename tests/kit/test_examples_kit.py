@@ -6,7 +6,6 @@ A handful of scripts per example by default; 500 each with ``HYPOTHESIS_PROFILE=
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from telcoflow_trio.testing.scripts import CallScript, QuietWhileInterrupted, run_script
 from telcoflow_trio.testing.strategies import STEP_KINDS, call_scripts, sample_rates
@@ -17,13 +16,7 @@ from .agents import load_example
 EXAMPLE_SETTINGS = settings(
     max_examples=SCRIPTS, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-# A cut voice connection followed by the agent's shutdown, with the caller still on the
-# line, leaves the call live on the server (a strict xfail in test_runner): a known SDK
-# gap, reported, and kept out of these scripts so that they test the examples.
-SCRIPTS_OF_EVERY_KIND = st.one_of(
-    call_scripts(STEP_KINDS, endings={"hang_up", "implicit"}, sample_rate=sample_rates),
-    call_scripts(STEP_KINDS - {"drop_voice"}, sample_rate=sample_rates),
-)
+SCRIPTS_OF_EVERY_KIND = call_scripts(STEP_KINDS, sample_rate=sample_rates)
 
 echo_agent = load_example("echo_agent")
 interruption = load_example("interruption")

@@ -121,11 +121,6 @@ def test_the_call_outlives_a_cut_control_connection() -> None:
     assert len(played.spoken) == 1.5 * 32000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK: when the voice connection is cut and the agent then stops, nobody tells "
-    "the server; the caller is left on a live call (reported with issue 9)",
-)
 def test_a_cut_voice_connection_then_a_shutdown_leaves_no_live_call() -> None:
     run_script(CallScript([Pause(0.1), DropVoice(), Shutdown()]), echo)
 

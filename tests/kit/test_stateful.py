@@ -22,13 +22,10 @@ SCENARIO_SETTINGS = settings(
 
 
 class EchoScenarios(CallScenarios):
+    # Control cuts included (the default): the sandbox then offers live calls again
+    # (RESUME), and the agent holding one must keep it while the others leave it alone.
     handler = staticmethod(echo)
     managers = 2
-    # A cut control connection makes the sandbox offer the live call again; the agent that
-    # wins it gets a second Call for a call whose voice plane the first still holds, and
-    # answer() raises WSSConnectionError (HTTP 409). That is an open question for the SDK,
-    # shown by test_a_resumed_call_on_another_agent_is_refused below.
-    cut_control = False
 
 
 def test_echo_agents_racing_for_concurrent_calls_keep_every_invariant() -> None:
@@ -57,8 +54,7 @@ class ResumeScenarios(CallScenarios):
     managers = 2
 
 
-def test_a_resumed_call_on_another_agent_is_refused() -> None:
-    """Known and reported: see EchoScenarios."""
+def test_a_resumed_call_is_kept_by_its_holder_and_left_alone_by_the_others() -> None:
     machine = ResumeScenarios()
     sim = machine.place_call(TestSignal(0.5))
     assert isinstance(sim, SimulatedCall)
@@ -67,8 +63,7 @@ def test_a_resumed_call_on_another_agent_is_refused() -> None:
     for number in range(2):
         machine.drop_control(number)
     machine.time_passes(2.0)
-    with pytest.raises(ScenarioFailure) as info:
-        machine.teardown()
+    machine.teardown()  # raises ScenarioFailure on any violated invariant
     assert holder.error is None
-    messages = [str(v) for _, v in info.value.violations]
-    assert any("WSSConnectionError" in m for m in messages), messages
+    # Nobody else ran a handler for it: the RESUME was not served twice.
+    assert [r.call_id for r in machine.recorder.handler_runs].count(sim.call_id) == 1
