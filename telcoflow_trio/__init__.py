@@ -7,7 +7,7 @@ import logging
 
 from ._version import __version__
 from .audio import AudioCounters, AudioStream, ClearResult
-from .call import Call, CallError, CallTerminated
+from .call import Call, CallEndReason, CallError, CallTerminated
 from .config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,
@@ -74,6 +74,7 @@ __all__ = [
     "BufferFullError",
     "Call",
     "CallAudioConfig",
+    "CallEndReason",
     "CallError",
     "CallErrorCode",
     "CallEvent",

@@ -1,14 +1,15 @@
 """A claimed session: its call (TELCO) or its messages (WA), and its closing.
 
 A :class:`Session` lives inside the ``async with`` of ``SessionManager.open_session`` /
-``create_session``; that block is its scope. Leaving it closes the session on the server
-as the protocol says (``call.close`` for TELCO, REST for WA, and REST for a TELCO session
-left before its call arrived) and waits for
-``session.closed``, at most ``SESSION_CLOSE_WAIT`` seconds, before closing it locally.
+``create_session``; that block is its scope. Its lifecycle is a
+:class:`~telcoflow_trio.protocol.session_state.SessionMachine`: leaving the scope ends what
+is ours on the server (the call, through the call's own machine; a session left before its
+call arrived, or a WA session, over REST) and leaves alone what another agent won while
+our control plane reconnected. After a reconnect the session is re-claimed.
 
 The manager drives a session through its :class:`SessionFeed` (frames routed to it, the
-scope's end), made together with the session by :func:`open_session_object`; neither
-reaches into the other's private state.
+reconnect, the scope's end), made together with the session by :func:`open_session_object`;
+neither reaches into the other's private state.
 """
 
 from __future__ import annotations

@@ -392,6 +392,11 @@ class SessionManager:
                     await self._sessions[session_id].open_call_voice()
                 try:
                     await handler(call)
+                except (WSSSessionBusy, WSSCallClosedError) as exc:
+                    if call.end_reason is None:
+                        logger.exception("call %s: handler raised; closing the call", call.id)
+                    else:  # the call ended under the handler: not the handler's fault
+                        logger.info("call %s ended under its handler: %s", call.id, exc)
                 except Exception:
                     logger.exception("call %s: handler raised; closing the call", call.id)
         except WSSSessionBusy:
