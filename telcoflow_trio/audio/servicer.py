@@ -15,6 +15,10 @@ Two deliberate differences, both documented on :class:`PullServicer`:
   and the drain of :meth:`aclose` mean "this utterance is complete", and a last word
   that never plays would make both wait for ever.
 
+The bookkeeping of these rules (what is owed, frame floors, coalescing, the flush rule)
+is the sans-IO :class:`~telcoflow_trio.protocol.pull.PullLedger`, which the sandbox keeps
+too; this module is the trio loop around it: waiting, framing, writing, interruption.
+
 Interruption is a cancel scope. The servicer's waiting and framing run inside an
 *interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels that
 scope (any partly assembled frame goes with it) and the loop starts over, in a fresh scope,
@@ -62,11 +66,13 @@ import attrs
 import trio
 
 from ..errors import WSSCallClosedError
-from ..protocol.voice import DEFAULT_FRAME_BYTES, BufferRequest
+from ..protocol.pull import MAX_REQUEST_RUNS, PullLedger, PullOutcome
+from ..protocol.voice import BufferRequest
 from ..results import CommandResult
 from .buffer import SendAudioBuffer
 
 __all__ = [
+    "MAX_REQUEST_RUNS",
     "AudioCounters",
     "ClearResult",
     "PullServicer",
@@ -82,9 +88,6 @@ SendInterrupt: TypeAlias = Callable[[Callable[[], None]], Awaitable[CommandResul
 """Send ``agent.interrupt``, call the argument once it is written, return the answer."""
 
 _CHANNEL_0: Final = b"\x00"
-MAX_REQUEST_RUNS: Final = 1024
-"""Pending requests are kept run-length encoded (servers repeat the same request); past this
-many distinct runs, new requests are merged into the last one so memory stays bounded."""
 
 
 @attrs.frozen
@@ -235,11 +238,7 @@ class PullServicer:
         self._buffer = buffer
         self._send_frame = send_frame
         self._send_interrupt = send_interrupt
-        # Pending requests as runs of [requested_bytes, frame floor, count].
-        self._requests: deque[list[int]] = deque()
-        self._owed = 0
-        self._floor = DEFAULT_FRAME_BYTES
-        self._owed_total = 0
+        self._ledger = PullLedger(buffer.capacity)
         self._started = False
         self._closed = False
         self._scope: trio.CancelScope | None = None
@@ -256,23 +255,15 @@ class PullServicer:
         self._sent = 0
         self._frames = 0
         self._lost = 0
-        self._underruns = 0
         self._clears = 0
-        self._skipped = 0
-        self._ignored = 0
-        self._coalesced = 0
         self.last_clear: ClearResult | None = None
         """The result of the most recent :meth:`clear`."""
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._started else "new")
-        return f"<PullServicer {state} owed={self._owed_total} {self._buffer!r}>"
+        return f"<PullServicer {state} owed={self._ledger.owed} {self._buffer!r}>"
 
     # ── readings ────────────────────────────────────────────────────────────────────────
-
-    @property
-    def buffer(self) -> SendAudioBuffer:
-        return self._buffer
 
     @property
     def closed(self) -> bool:
@@ -290,14 +281,11 @@ class PullServicer:
     @property
     def owed_bytes(self) -> int:
         """Bytes the server has asked for and not yet been sent."""
-        return self._owed_total
-
-    def get_send_audio_buffer_size(self) -> int:
-        """Bytes queued and not yet framed."""
-        return self._buffer.size
+        return self._ledger.owed
 
     def counters(self) -> AudioCounters:
         b = self._buffer.counters()
+        ledger = self._ledger
         return AudioCounters(
             written_bytes=b.written_bytes,
             sent_bytes=self._sent,
@@ -306,11 +294,11 @@ class PullServicer:
             abandoned_bytes=b.abandoned_bytes,
             dropped_bytes=b.dropped_bytes + self._lost,
             rejected_writes=b.rejected_writes,
-            underruns=self._underruns,
+            underruns=ledger.underruns,
             clears=self._clears,
-            skipped_requests=self._skipped,
-            ignored_requests=self._ignored,
-            coalesced_requests=self._coalesced,
+            skipped_requests=ledger.skipped,
+            ignored_requests=ledger.ignored,
+            coalesced_requests=ledger.coalesced,
         )
 
     # ── the reader's side ───────────────────────────────────────────────────────────────
@@ -321,30 +309,12 @@ class PullServicer:
             raise TypeError(f"request must be a BufferRequest, got {type(request).__name__}")
         if self._closed:
             return
-        n = request.requested_bytes
-        if n <= 0:
-            self._ignored += 1
-            return
-        if request.channel_id != 0:
-            self._skipped += 1
+        outcome = self._ledger.on_request(request, self._buffer.size)
+        if outcome is PullOutcome.SKIPPED:
             logger.debug("skipping buffer_request for channel %d", request.channel_id)
-            return
-        if self._buffer.size == 0:
-            self._underruns += 1
-        floor = request.frame_bytes
-        runs = self._requests
-        if runs and runs[-1][0] == n and runs[-1][1] == floor:
-            runs[-1][2] += 1
-        elif len(runs) < MAX_REQUEST_RUNS:
-            runs.append([n, floor, 1])
-        else:
-            last = runs[-1]
-            runs[-1] = [last[0] * last[2] + n, floor, 1]
-            self._coalesced += 1
-            if self._coalesced == 1:
-                logger.warning("too many distinct pending buffer_requests; merging them")
-        self._owed_total += n
-        if self._request_lot:
+        elif outcome is PullOutcome.COALESCED and self._ledger.coalesced == 1:
+            logger.warning("too many distinct pending buffer_requests; merging them")
+        if outcome.owed and self._request_lot:
             self._request_lot.unpark_all()
 
     # ── the servicer task ───────────────────────────────────────────────────────────────
@@ -377,26 +347,18 @@ class PullServicer:
                 return
             await self._write(frame)
 
-    def _need(self, owed: int) -> int:
-        if self._buffer.closed or self._buffer.head_position < self._flush_until:
-            return 1  # flushing: send the tail
-        return min(self._floor, owed, self._buffer.capacity)
+    def _flushing(self) -> bool:
+        """Someone waits for the tail: a drain, or :meth:`wait_for_playout`."""
+        return self._buffer.closed or self._buffer.head_position < self._flush_until
 
     async def _next_frame(self, framer: _Framer) -> bytes | None:
         """Wait for a request and enough audio, then cut the next frame (inside the scope)."""
-        buffer = self._buffer
+        buffer, ledger = self._buffer, self._ledger
         while not self._closed:
-            if not self._owed:
-                if not self._requests:
-                    await self._request_lot.park()
-                    continue
-                run = self._requests[0]
-                self._owed, self._floor = run[0], run[1]
-                run[2] -= 1
-                if not run[2]:
-                    self._requests.popleft()
-            owed = self._owed
-            need = self._need(owed)
+            need = ledger.need(flushing=self._flushing())
+            if need is None:
+                await self._request_lot.park()
+                continue
             if framer.staged < need:
                 framer.pull_nowait(need)
             if framer.staged < need:
@@ -409,6 +371,7 @@ class PullServicer:
             if self._gates:
                 await self._gate_lot.park()
                 continue
+            owed = ledger.current
             framer.pull_nowait(owed)
             # A clear may have come while a chunk was being handed to us: it must win.
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -416,8 +379,7 @@ class PullServicer:
             frame = framer.take(n)
             start = buffer.head_position
             buffer.consume(n)
-            self._owed -= n
-            self._owed_total -= n
+            ledger.take(n)
             self._inflight_start = start
             self._inflight_end = start + n
             return frame

@@ -5,8 +5,9 @@ Decoders never raise: what cannot be decoded comes back as :class:`Unrecognised`
 carrying a reason that is safe to log.
 """
 
-from . import control, handoff, rest, voice
+from . import control, handoff, pull, rest, voice
 from ._fields import Unrecognised
+from .pull import PullLedger, PullOutcome
 from .timing import (
     BACKOFF_FACTOR,
     BACKOFF_FIRST_DELAY,
@@ -33,9 +34,12 @@ __all__ = [
     "SESSION_CLOSE_WAIT",
     "SETUP_TIMEOUT",
     "Backoff",
+    "PullLedger",
+    "PullOutcome",
     "Unrecognised",
     "control",
     "handoff",
+    "pull",
     "rest",
     "voice",
 ]

@@ -18,6 +18,7 @@ import trio
 
 from ..protocol import voice
 from ..protocol.control import new_id
+from ..protocol.pull import PullLedger
 from ._audio import AudioSource, as_source, frame_bytes
 from ._clock import SandboxClock
 from ._faults import MALFORMED_VOICE_FRAMES
@@ -165,8 +166,8 @@ class SimulatedCall:
         self.interrupts: list[Interrupt] = []
         self.commands: list[CommandRecord] = []
         self.pull_requests: list[PullRecord] = []
-        self.bytes_requested = 0
-        self.excess_bytes = 0
+        self.pull_ledger = PullLedger()
+        """The books of what the sandbox pulled and what the agent sent on channel 0."""
         self.voice_connections = 0
         self.voice_link: Link | None = None
         self.pulls_stalled_until = 0.0
@@ -211,6 +212,21 @@ class SimulatedCall:
     @property
     def voice_path(self) -> str:
         return f"/v1/voice/{self.call_id}"
+
+    @property
+    def bytes_requested(self) -> int:
+        """Agent audio the sandbox has pulled (``buffer_request``s sent), in bytes."""
+        return self.pull_ledger.requested_bytes
+
+    @property
+    def excess_bytes(self) -> int:
+        """Channel-0 bytes the agent sent beyond what was pulled (0 for a correct agent)."""
+        return self.pull_ledger.unrequested_bytes
+
+    @property
+    def overpulls(self) -> int:
+        """Channel-0 frames of the agent that carried more than was owed."""
+        return self.pull_ledger.overpulls
 
     def bytes_per_second(self) -> int:
         return frame_bytes(self.sample_rate or 16000, 1.0)
@@ -351,9 +367,8 @@ class SimulatedCall:
         self.heard_frames.append(HeardFrame(self._clock.now(), channel, pcm))
         if channel != 0:
             return
-        owed = self.bytes_requested - len(self._heard)
-        if len(pcm) > owed:
-            self.excess_bytes += len(pcm) - max(owed, 0)
+        owed = self.pull_ledger.owed
+        if pcm and self.pull_ledger.receive(len(pcm)):
             logger.warning(
                 "call %s: agent sent %d bytes when %d were owed", self.call_id, len(pcm), owed
             )
@@ -362,7 +377,8 @@ class SimulatedCall:
         self._heard_changed = trio.Event()
 
     def record_pull(self, nbytes: int) -> None:
-        self.bytes_requested += nbytes
+        # The sandbox's own requests: always channel 0; the floor does not matter here.
+        self.pull_ledger.on_request(voice.BufferRequest(nbytes))
         self.pull_requests.append(PullRecord(self._clock.now(), nbytes))
 
     def record_interrupt(self) -> Interrupt:
@@ -406,6 +422,7 @@ class SimulatedCall:
             "spokenBytes": len(self.spoken),
             "bytesRequested": self.bytes_requested,
             "excessBytes": self.excess_bytes,
+            "overpulls": self.overpulls,
             "voiceConnections": self.voice_connections,
             "interrupts": [attrs.asdict(i) for i in self.interrupts],
             "commands": [
