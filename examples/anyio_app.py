@@ -23,6 +23,7 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 import telcoflow_trio as tf
+from telcoflow_trio.testing.entrypoint import run_main
 
 log = logging.getLogger("anyio_app")
 
@@ -119,4 +120,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))  # Ctrl+C: one line, status 130

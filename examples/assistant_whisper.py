@@ -23,6 +23,7 @@ from typing import Final
 import trio
 
 import telcoflow_trio as tf
+from telcoflow_trio.testing.entrypoint import run_main
 
 log = logging.getLogger("assistant_whisper")
 
@@ -150,4 +151,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))  # Ctrl+C: one line, status 130

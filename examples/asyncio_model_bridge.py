@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import trio
 
 import telcoflow_trio as tf
+from telcoflow_trio.testing.entrypoint import run_main
 
 log = logging.getLogger("asyncio_model_bridge")
 
@@ -231,4 +232,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))  # Ctrl+C: one line, status 130

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import trio
 
 import telcoflow_trio as tf
+from telcoflow_trio.testing.entrypoint import run_main
 
 log = logging.getLogger("echo_agent")
 
@@ -85,4 +86,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))  # Ctrl+C: one line, status 130

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from .testing import _cli as sandbox_cli
 from .testing import _demo as demo_cli
 from .testing import _phone as phone_cli
+from .testing.entrypoint import run_main
 
 # (module-level register functions, in the order they appear in --help)
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
@@ -40,4 +41,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

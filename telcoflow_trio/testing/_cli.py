@@ -89,25 +89,31 @@ def _announce(sandbox: Sandbox, as_json: bool) -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_sandbox(
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            connector_uuid=args.connector_uuid,
-            ssl_context=_ssl_context(args),
-            time_scale=args.time_scale,
-            pull_interval=args.pull_interval,
-            prefer_audio_frame_bytes=args.prefer_audio_frame_bytes,
-        ) as sandbox:
+    signum: int | None = None
+    async with open_sandbox(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        connector_uuid=args.connector_uuid,
+        ssl_context=_ssl_context(args),
+        time_scale=args.time_scale,
+        pull_interval=args.pull_interval,
+        prefer_audio_frame_bytes=args.prefer_audio_frame_bytes,
+    ) as sandbox:
+        # Only while serving: a signal then stops the sandbox cleanly; a Ctrl+C while it
+        # starts or closes interrupts at once.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             _announce(sandbox, args.json)
             async for signum in signals:
                 logger.info("signal %d: stopping the sandbox", signum)
                 break
+    if signum == signal.SIGINT:
+        # Stopped cleanly, but reported as any interrupted command is (run_main: status 130).
+        raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sandbox until SIGINT or SIGTERM."""
+    """Run the sandbox until SIGTERM (status 0) or Ctrl+C (``KeyboardInterrupt``)."""
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -312,11 +312,12 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     except trio.TooSlowError:
         print("demo: the call did not complete in time", file=sys.stderr)
         return 1
+    finally:
+        progress.clear()  # whatever ends the run (Ctrl+C too), no half status line is left
     if args.json:
         payload: dict[str, Any] = attrs.asdict(result)
         print(json.dumps(payload), file=out, flush=True)
     else:
-        progress.clear()
         for line in result.summary_lines():
             print(line, file=out, flush=True)
     return 0 if result.identical else 1

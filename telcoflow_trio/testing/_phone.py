@@ -289,6 +289,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     except trio.TooSlowError:
         print(f"phone: the call did not finish within {args.timeout:g} s", file=sys.stderr)
         return 3
+    finally:
+        progress.clear()  # whatever ends the run (Ctrl+C too), no half status line is left
     if args.json:
         print(json.dumps(attrs.asdict(result)), file=out, flush=True)
         return 0
