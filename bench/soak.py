@@ -12,6 +12,7 @@ before and after. ``--json`` prints one JSON object instead of text.
 
     python bench/soak.py                      # 200 calls, 50 at once, 3 s each, real time
     python bench/soak.py --calls 20 --concurrency 5 --seconds 0.5 --time-scale 5 --json
+    python bench/soak.py --drop-control-every 5   # cut the control plane every 4-6 s
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -68,6 +70,7 @@ class Soak:
         self.samples: list[tuple[float, int, int, int]] = []  # (t, rss KiB, fds, active)
         self.warm_rss = 0
         self.warmed = trio.Event()
+        self.drops = 0
 
     async def one_call(self, index: int, limit: trio.CapacityLimiter) -> None:
         async with limit:
@@ -114,6 +117,15 @@ class Soak:
             return False, f"heard {final['heardBytes']} of {final['spokenBytes']} bytes"
         return True, ""
 
+    async def drop_control(self, every: float) -> None:
+        """Cut the agent's control connection every ``every`` s (±20 %): live calls must
+        stream on, and calls offered meanwhile must still be claimed and served."""
+        rng = random.Random(0)
+        while True:
+            await trio.sleep(every * rng.uniform(0.8, 1.2))
+            await self.admin.post("/admin/control/drop")
+            self.drops += 1
+
     async def sample(self, started: float) -> None:
         while True:
             self.samples.append((time.monotonic() - started, rss_kb(), open_fds(), self.active))
@@ -138,6 +150,8 @@ async def run(args: argparse.Namespace, sandbox: dict[str, Any]) -> dict[str, An
             soak = Soak(args, admin)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(soak.sample, started)
+                if args.drop_control_every > 0:
+                    nursery.start_soon(soak.drop_control, args.drop_control_every)
                 limit = trio.CapacityLimiter(args.concurrency)
                 async with trio.open_nursery() as calls:
                     for index in range(args.calls):
@@ -174,6 +188,7 @@ async def run(args: argparse.Namespace, sandbox: dict[str, Any]) -> dict[str, An
         "fds_before": fds_before,
         "fds_after": fds_after,
         "reconnects": sm.reconnects,
+        "control_drops": soak.drops,
         "samples": [(round(t, 1), round(r / 1024, 1), f, a) for t, r, f, a in soak.samples],
     }
 
@@ -195,7 +210,8 @@ def report(result: dict[str, Any]) -> str:
         f"soak: {result['calls']} calls, up to {result['concurrency']} at once "
         f"(peak {result['peak_concurrent']}), {result['seconds_per_call']} s of audio each way",
         f"  completed {result['completed']}, failed {result['failed']}, "
-        f"in {result['elapsed_s']} s, control reconnects {result['reconnects']}",
+        f"in {result['elapsed_s']} s, control drops {result['control_drops']}, "
+        f"reconnects {result['reconnects']}",
         f"  agent RSS: start {result['rss_start_mb']} MB, after warm-up "
         f"{result['rss_warm_mb']} MB, peak {result['rss_peak_mb']} MB, end "
         f"{result['rss_end_mb']} MB (drift {result['rss_drift_mb']:+} MB)",
@@ -216,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="audio per call, each way")
     parser.add_argument("--time-scale", type=float, default=1.0, help="sandbox speed-up")
     parser.add_argument("--warmup", type=int, default=0, help="calls before the warm mark")
+    parser.add_argument(
+        "--drop-control-every",
+        type=float,
+        default=0.0,
+        help="cut the agent's control connection every this many seconds (0: never)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.warmup <= 0:

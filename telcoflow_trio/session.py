@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 MESSAGE_BUFFER: Final = 64
 CALL_WAIT: Final = 10.0
 """How long ``incoming_call`` waits for ``call.in`` after ``session.ready``."""
+RECLAIM_GRACE: Final = 30.0
+"""How much longer ``incoming_call`` may wait when control-plane reconnects re-send ready."""
 
 
 class Session:
@@ -93,6 +95,7 @@ class Session:
         self._server_closed = trio.Event()
         self._call: Call | None = None
         self._call_owner: CallOwner | None = None
+        self._ready_at: float | None = None
         self._messages_in, self.messages = trio.open_memory_channel[IncomingMessage](MESSAGE_BUFFER)
         self.messages_dropped = 0
         """Inbound messages dropped because ``messages`` was full."""
@@ -129,6 +132,7 @@ class Session:
             if isinstance(action, SendReady):
                 try:
                     await self._control.send(control.SessionReady(self.id))
+                    self._ready_at = trio.current_time()
                 except WSSConnectionError:
                     # The control plane is down: the re-claim after the reconnect sends it.
                     self._machine.control_lost()
@@ -207,8 +211,16 @@ class Session:
         self._require(ChannelType.TELCO, "incoming_call()")
         wait = check_timeout("timeout", timeout)
         await self.ready()
-        with trio.move_on_after(wait):
-            while self._call is None and not self.is_closed:
+        start = trio.current_time()
+        while self._call is None and not self.is_closed:
+            # A control blip re-sends ready after the re-claim: the wait starts again from
+            # there, so a blip mid-claim does not hang the caller up (bounded all the same).
+            deadline = start + wait
+            if self._ready_at is not None:
+                deadline = min(max(deadline, self._ready_at + wait), start + wait + RECLAIM_GRACE)
+            if trio.current_time() >= deadline:
+                break
+            with trio.move_on_at(deadline):
                 await self._changed.wait()
         if self._call is not None:
             return self._call

@@ -25,6 +25,7 @@ from .control_connection import ConnectionState, ControlConnection, Timeouts
 from .enums import ChannelType, SessionActivityType
 from .errors import (
     WSSCallClosedError,
+    WSSConnectionError,
     WSSError,
     WSSSessionAlreadyExists,
     WSSSessionBusy,
@@ -404,6 +405,14 @@ class SessionManager:
         except (WSSSessionClosed, WSSSessionNotFound, WSSCallClosedError) as exc:
             logger.info("session %s ended before it could be served: %s", session_id, exc)
         except Exception as exc:
+            if (
+                isinstance(exc, WSSConnectionError)
+                and self._control.state is not ConnectionState.CONNECTED
+            ):
+                # The claim was cut by a control blip: the server offers the session again
+                # (RESUME) once we are back, and it is claimed then.
+                logger.info("session %s: claim cut by a control reconnect: %s", session_id, exc)
+                return
             self._serve_failures += 1
             if self._serve_failures_logged.ready():
                 logger.warning(
