@@ -115,11 +115,17 @@ class TaskScope:
 
         Without ``exc`` (the block ended normally) an internal failure propagates. With
         ``exc`` (the block raised it, and it will propagate), internal failures are logged.
+        Either way a ``KeyboardInterrupt`` or ``SystemExit`` raised in an internal task
+        (trio raises Ctrl+C in whichever task is running user code, a call handler's
+        included) propagates as itself: a program must stop when asked to.
         """
         self.cancel()
         try:
             await self._cm.__aexit__(None, None, None)
         except BaseException as internal:
+            stop = _first_stop(internal)
+            if stop is not None and stop is not exc:
+                raise stop from None
             if exc is None:
                 raise
             if _only_cancelled(internal):
@@ -131,6 +137,17 @@ class TaskScope:
                 type(exc).__name__,
                 exc_info=internal,
             )
+
+
+def _first_stop(exc: BaseException) -> BaseException | None:
+    """The first KeyboardInterrupt or SystemExit in ``exc`` (a group or not)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_stop(inner)
+            if found is not None:
+                return found
+        return None
+    return exc if isinstance(exc, KeyboardInterrupt | SystemExit) else None
 
 
 def _only_cancelled(exc: BaseException) -> bool:

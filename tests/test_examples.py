@@ -207,14 +207,6 @@ def test_ctrl_c_stops_an_agent_waiting_for_calls() -> None:
         assert_interrupted(server.signal())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "P5, not yet in the SDK: a KeyboardInterrupt raised inside a serve_calls handler is "
-        "logged as a failed task and swallowed (the run goes on and ends with status 1); "
-        "whether it lands there or in the main task depends on the moment of the signal"
-    ),
-)
 def test_ctrl_c_during_a_sandbox_call() -> None:
     with running(["examples/echo_agent.py", "--sandbox", "--seconds", "60"]) as agent:
         agent.wait_for("stderr", "answered")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import pytest
 import trio
@@ -228,3 +229,33 @@ async def test_a_session_left_before_its_call_arrived_is_closed_on_the_server(
             await sim.wait_terminated()
     assert sim.commands == []
     assert sim.ended_by is EndedBy.SESSION_CLOSED
+
+
+async def test_ctrl_c_in_a_handler_task_comes_out_as_itself_and_closes_the_calls(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """trio raises Ctrl+C in whichever task runs user code: here a handler's. It must end
+    serve_calls and the manager as a bare KeyboardInterrupt, every call closed on the server."""
+    interrupting: list[tf.Call] = []
+
+    async def handler(call: tf.Call) -> None:
+        assert await call.answer()
+        interrupting.append(call)
+        if len(interrupting) == 2:
+            raise KeyboardInterrupt
+        await trio.sleep_forever()
+
+    outcome: BaseException | None = None
+    with trio.fail_after(30):
+        first = await sandbox.place_call(audio=TestSignal(seconds=5))
+        second = await sandbox.place_call(audio=TestSignal(seconds=5))
+        try:
+            async with tf.SessionManager(sandbox.config()) as sm:
+                await sm.serve_calls(handler)
+        except BaseException as exc:  # what comes out is what is tested
+            outcome = exc
+    assert type(outcome) is KeyboardInterrupt, repr(outcome)
+    assert first.ended_by is EndedBy.AGENT_CLOSE
+    assert second.ended_by is EndedBy.AGENT_CLOSE
+    # Not swallowed on the way as an internal task's failure.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
