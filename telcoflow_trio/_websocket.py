@@ -1,79 +1,37 @@
-"""Opening client WebSockets and writing to them safely; shared by the control and voice planes."""
+"""The trio-websocket engine behind :func:`telcoflow_trio._transport.open_websocket`.
+
+We own the TCP (and TLS) stream rather than let ``trio_websocket.open_websocket_url`` do it:
+that one, on a failed or timed-out handshake, leaves the socket open and waits for its
+reader task, which never ends while the server keeps the connection open without answering.
+Owning the stream also lets us close it forcefully whenever a write went wrong.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Final, cast
 from urllib.parse import urlsplit
 
+import attrs
 import trio
 import trio_websocket
 
-from ._scope import TaskScope
+from . import _transport
+from ._transport import MessageSocket, SocketClosed, refusal_error
 from .errors import WSSAuthenticationError, WSSConnectionError
 
-__all__ = ["WRITE_TIMEOUT", "open_client", "send_unbroken"]
+__all__ = ["CONNECT_TIMEOUT", "TrioWebSocket", "open_websocket", "os_reason", "wrap_stream"]
 
 logger = logging.getLogger(__name__)
 
-WRITE_TIMEOUT: Final = 10.0
-"""A write the peer has not taken within this long means the connection is dead."""
 CONNECT_TIMEOUT: Final = 10.0
-DISCONNECT_TIMEOUT: Final = 2.0
-_BODY_LIMIT: Final = 300
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def rejection_error(
-    exc: trio_websocket.ConnectionRejected, what: str, secrets: tuple[str, ...]
-) -> Exception:
-    """The SDK error for a refused upgrade, carrying the server's human-readable body."""
-    body = (exc.body or b"").decode("utf-8", errors="replace").strip()[:_BODY_LIMIT]
-    # The server should never echo a credential back, but a log line must not depend on it.
-    body = _redact(body, secrets)
-    status = exc.status_code
-    detail = f": {body}" if body else ""
-    message = f"{what} refused the connection (HTTP {status}){detail}"
-    if status in (401, 403):
-        return WSSAuthenticationError(message)
-    if status == 426 and not body:
-        message += ": upgrade required"
-    return WSSConnectionError(message)
-
-
-class _ReaderHost:
-    """Stands in for the nursery trio-websocket starts a connection's reader task in.
-
-    The reader runs in our nursery, but what it raises is kept (a refused upgrade arrives
-    that way) and its end is signalled (a peer that hangs up mid-handshake), so the
-    handshake fails at once instead of at its deadline.
-    """
-
-    def __init__(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        self.error: Exception | None = None
-        self.finished = trio.Event()
-
-    def start_soon(self, fn: Callable[[], Awaitable[object]], *args: object) -> None:
-        async def run() -> None:
-            try:
-                await fn(*args)
-            except Exception as exc:
-                logger.debug("websocket reader ended: %s", type(exc).__name__)
-                self.error = exc
-            finally:
-                self.finished.set()
-
-        self._nursery.start_soon(run, name=fn)
+"""One deadline for connecting: TCP, TLS and the upgrade together."""
 
 
 def _target(url: str) -> tuple[str, int, str, str]:
@@ -82,27 +40,85 @@ def _target(url: str) -> tuple[str, int, str, str]:
     port = parts.port or (443 if parts.scheme == "wss" else 80)
     host = parts.hostname or ""
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return host, port, resource, host if port in (80, 443) else f"{host}:{port}"
+    shown = f"[{host}]" if ":" in host else host
+    return host, port, resource, shown if port in (80, 443) else f"{shown}:{port}"
 
 
-def _tls_failure(exc: BaseException, what: str) -> Exception:
+def _where(host: str, port: int) -> str:
+    """``host:port`` for messages: never the path or query, which may carry a token."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why a connection attempt failed, as the OS says it (``Connection refused``).
+
+    trio's ``open_tcp_stream`` raises one ``OSError`` for all the addresses it tried, with
+    the per-address errors in its ``__cause__`` group: those are what we report.
+    """
+    reasons: list[str] = []
+
+    def visit(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                visit(inner)
+            return
+        if not isinstance(error, OSError):
+            return
+        if isinstance(error, socket.gaierror) and error.strerror:
+            text = error.strerror
+        elif error.errno is not None and error.errno > 0:
+            # Not strerror: trio's carries the address tuple around the OS's words.
+            text = os.strerror(error.errno)
+        elif error.__cause__ is not None:
+            visit(error.__cause__)
+            return
+        else:
+            text = error.strerror or type(error).__name__
+        if text not in reasons:
+            reasons.append(text)
+
+    visit(exc)
+    return "; ".join(reasons) or type(exc).__name__
+
+
+def _tls_failure(exc: BaseException, what: str, where: str) -> Exception:
     cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    prefix = f"{what}: {where}: TLS handshake failed"
     if isinstance(cause, ssl.SSLCertVerificationError):
         why = cause.verify_message or cause.reason or "certificate verification failed"
-        return WSSAuthenticationError(f"{what}: TLS handshake failed: {why}")
+        return WSSAuthenticationError(f"{prefix}: {why}")
     if isinstance(cause, ssl.SSLError):
-        return WSSAuthenticationError(f"{what}: TLS handshake failed ({cause.reason})")
-    return WSSConnectionError(f"{what}: TLS handshake failed ({type(exc).__name__})")
+        return WSSAuthenticationError(f"{prefix} ({cause.reason})")
+    if isinstance(exc, trio.TooSlowError):
+        return WSSConnectionError(f"{prefix}: no reply within {CONNECT_TIMEOUT:g} s")
+    if isinstance(cause, OSError):
+        return WSSConnectionError(f"{prefix}: {os_reason(cause)}")
+    return WSSConnectionError(f"{prefix} ({type(exc).__name__})")
+
+
+async def _close_forcefully(stream: trio.abc.Stream) -> None:
+    """Close at once; not a cancellation point (it runs in cleanup that must go on)."""
+    # The descriptor is closed before the first checkpoint; the shield keeps an outer
+    # cancellation from surfacing here, where it would skip the cleanup that follows.
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
 
 
 async def _connect(
     host: str, port: int, tls: ssl.SSLContext | None, what: str, deadline: float
 ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    where = _where(host, port)
     try:
         with trio.fail_at(deadline):
             tcp = await trio.open_tcp_stream(host, port)
-    except (OSError, trio.TooSlowError) as exc:
-        raise WSSConnectionError(f"{what}: could not connect ({type(exc).__name__})") from None
+    except trio.TooSlowError:
+        raise WSSConnectionError(
+            f"{what}: could not connect to {where}: no TCP connection within {CONNECT_TIMEOUT:g} s"
+        ) from None
+    except OSError as exc:
+        raise WSSConnectionError(
+            f"{what}: could not connect to {where}: {os_reason(exc)}"
+        ) from None
     if tls is None:
         return tcp
     stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
@@ -110,37 +126,231 @@ async def _connect(
         with trio.fail_at(deadline):
             await stream.do_handshake()
     except BaseException as exc:
-        await trio.aclose_forcefully(stream)
+        await _close_forcefully(stream)
         if isinstance(exc, trio.BrokenResourceError | trio.TooSlowError | ssl.SSLError | OSError):
-            raise _tls_failure(exc, what) from None
+            raise _tls_failure(exc, what, where) from None
         raise
     return stream
 
 
+class _TaskHost:
+    """Stands in for the nursery trio-websocket starts its reader task in; hosts our pings.
+
+    Each task runs shielded from outside cancellation, so no frame it writes (the upgrade
+    request, a pong, a close reply, a ping) is cut by its owner's cancellation. The owner
+    ends them on every exit path: it closes the stream, then calls :meth:`cancel`. What the
+    reader raises is kept (a refused upgrade arrives that way) and its end is signalled, so
+    the handshake fails at once when the peer hangs up instead of at its deadline.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._scopes: set[trio.CancelScope] = set()
+        self._cancelled = False
+        self.error: Exception | None = None
+        self.reader_done = trio.Event()
+        self.on_reader_done: Callable[[], None] | None = None
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """trio-websocket's call, once per connection, for its reader task."""
+
+        async def reader() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:
+                logger.debug("websocket reader ended: %s", type(exc).__name__)
+                self.error = exc
+                await trio.lowlevel.checkpoint()
+            finally:
+                self.reader_done.set()
+                if self.on_reader_done is not None:
+                    self.on_reader_done()
+
+        self.spawn(reader, name=fn)
+
+    def spawn(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
+        scope = trio.CancelScope(shield=True)
+        if self._cancelled:
+            scope.cancel()
+        self._scopes.add(scope)
+
+        async def shielded() -> None:
+            try:
+                with scope:
+                    await fn()
+            finally:
+                self._scopes.discard(scope)
+
+        self._nursery.start_soon(shielded, name=name or fn)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        for scope in self._scopes:
+            scope.cancel()
+
+
+@attrs.define(eq=False)
+class _Ping:
+    answered: trio.Event = attrs.field(factory=trio.Event)
+    pong: bool = False
+
+
+class TrioWebSocket(MessageSocket):
+    """A :class:`MessageSocket` on a trio-websocket connection whose stream we own."""
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        host: _TaskHost,
+        what: str,
+    ) -> None:
+        self._ws = ws
+        self._stream = stream
+        self._host = host
+        self._what = what
+        self._closed = False
+        self._warned_stuck = False
+        self._pings: set[_Ping] = set()
+        host.on_reader_done = self._wake_pings
+
+    def __repr__(self) -> str:
+        return f"<TrioWebSocket {self._what} closed={self.closed}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._ws.closed is not None or self._host.reader_done.is_set()
+
+    def _closed_error(self) -> WSSConnectionError:
+        return WSSConnectionError(f"{self._what}: the connection is closed")
+
+    async def send(self, message: str | bytes) -> None:
+        if not isinstance(message, str | bytes):
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        if self.closed:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        written = False
+        try:
+            # One scope, shielded from outside cancellation, with its own deadline: it is
+            # entered for every audio frame, so it is kept to one.
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + _transport.WRITE_TIMEOUT
+            ):
+                await self._ws.send_message(message)
+                written = True
+        except trio_websocket.ConnectionClosed:
+            raise self._closed_error() from None
+        finally:
+            if not written:
+                # Failed, stuck past its deadline, or interrupted: how much of the frame
+                # reached the stream is unknown, so nothing more may be written to it.
+                await self.abort()
+        if not written:
+            if not self._warned_stuck:
+                self._warned_stuck = True
+                logger.warning(
+                    "%s: a write was stuck for %g s: closing the connection",
+                    self._what,
+                    _transport.WRITE_TIMEOUT,
+                )
+            raise WSSConnectionError(
+                f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; "
+                "connection closed"
+            )
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            why = exc.reason
+            raise SocketClosed(why.code if why else None, why.reason if why else None) from None
+
+    async def ping(self) -> None:
+        if self.closed:
+            await trio.lowlevel.checkpoint()
+            raise SocketClosed(*self._close_reason())
+        ping = _Ping()
+        self._pings.add(ping)
+        # The ping frame is written by a task of the connection, so the caller's deadline
+        # cuts only the wait for the pong, never the frame.
+        self._host.spawn(partial(self._send_ping, ping))
+        try:
+            await ping.answered.wait()
+        finally:
+            self._pings.discard(ping)
+        if not ping.pong:
+            raise SocketClosed(*self._close_reason())
+
+    async def _send_ping(self, ping: _Ping) -> None:
+        if self.closed:
+            ping.answered.set()
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._ws.ping()
+        except trio_websocket.ConnectionClosed:
+            # The socket was open a moment ago: the ping's write failed.
+            await self.abort()
+        else:
+            ping.pong = True
+        finally:
+            ping.answered.set()
+
+    def _wake_pings(self) -> None:
+        for ping in self._pings:
+            ping.answered.set()
+
+    def _close_reason(self) -> tuple[int | None, str | None]:
+        why = self._ws.closed
+        return (why.code, why.reason) if why is not None else (None, None)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        self._closed = True
+        try:
+            # Shielded: the close frame is a write, and must not be cut; the reader that
+            # reads the peer's reply is shielded too. Bounded, then forceful either way.
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + _transport.DISCONNECT_TIMEOUT
+            ):
+                await self._ws.aclose()
+        finally:
+            await self.abort()
+
+    async def abort(self) -> None:
+        self._closed = True
+        self._wake_pings()
+        await _close_forcefully(self._stream)
+
+
 async def _handshake(
-    nursery: trio.Nursery,
-    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    host: _TaskHost,
+    stream: trio.abc.Stream,
     resource: str,
     host_header: str,
-    extra: list[tuple[bytes, bytes]],
+    headers: Mapping[str, str],
     message_queue_size: int,
     what: str,
+    where: str,
     secrets: tuple[str, ...],
     deadline: float,
 ) -> trio_websocket.WebSocketConnection:
-    reader = _ReaderHost(nursery)
+    extra = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
     ws: trio_websocket.WebSocketConnection | None = None
     with trio.move_on_at(deadline) as timer:
         async with trio.open_nursery() as race:
 
             async def reader_ended() -> None:
-                await reader.finished.wait()
+                await host.reader_done.wait()
                 race.cancel_scope.cancel()
 
             race.start_soon(reader_ended)
             ws = await trio_websocket.wrap_client_stream(
-                cast(trio.Nursery, reader),
-                stream,
+                cast(trio.Nursery, host),
+                cast(trio.SocketStream, stream),
                 host_header,
                 resource,
                 extra_headers=extra,
@@ -149,89 +359,101 @@ async def _handshake(
             race.cancel_scope.cancel()
     if ws is not None:
         return ws
-    if isinstance(reader.error, trio_websocket.ConnectionRejected):
-        raise rejection_error(reader.error, what, secrets)
+    if isinstance(host.error, trio_websocket.ConnectionRejected):
+        rejected = host.error
+        body = (rejected.body or b"").decode("utf-8", errors="replace")
+        raise refusal_error(what, where, rejected.status_code or 0, body, secrets)
     if timer.cancelled_caught:
         raise WSSConnectionError(
-            f"{what}: could not connect (no handshake reply within {CONNECT_TIMEOUT:g} s)"
+            f"{what}: could not connect to {where} (no handshake reply within "
+            f"{CONNECT_TIMEOUT:g} s)"
         )
     raise WSSConnectionError(
-        f"{what}: could not connect (the connection closed during the handshake)"
+        f"{what}: could not connect to {where} (the connection closed during the handshake)"
     )
 
 
 @asynccontextmanager
-async def open_client(
+async def wrap_stream(
+    stream: trio.abc.Stream,
     url: str,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
+    *,
+    what: str,
+    secrets: tuple[str, ...] = (),
+    message_queue_size: int = 1,
+    deadline: float | None = None,
+) -> AsyncIterator[TrioWebSocket]:
+    """A WebSocket client over ``stream``, which it owns: closed on every exit path.
+
+    The upgrade must complete by ``deadline`` (default: :data:`CONNECT_TIMEOUT` from now).
+    Leaving the block closes the socket politely (bounded), then the stream forcefully.
+    """
+    try:
+        host_name, port, resource, host_header = _target(url)
+        where = _where(host_name, port)
+        if deadline is None:
+            deadline = trio.current_time() + CONNECT_TIMEOUT
+        # Entered and exited by hand so that an exception from the block comes out as
+        # itself, not wrapped in a group; its tasks are shielded, so exiting it raises
+        # nothing of theirs once the stream is closed and they are cancelled.
+        nursery_manager = trio.open_nursery()
+        nursery = await nursery_manager.__aenter__()
+    except BaseException:
+        await _close_forcefully(stream)
+        raise
+    host = _TaskHost(nursery)
+    try:
+        ws = await _handshake(
+            host,
+            stream,
+            resource,
+            host_header,
+            headers,
+            message_queue_size,
+            what,
+            where,
+            secrets,
+            deadline,
+        )
+        sock = TrioWebSocket(ws, stream, host, what)
+        try:
+            yield sock
+        finally:
+            await sock.aclose()
+    finally:
+        # Nothing here may raise before the nursery is exited, in this task, in order.
+        await _close_forcefully(stream)
+        host.cancel()
+        await nursery_manager.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def open_websocket(
+    url: str,
+    headers: Mapping[str, str],
     tls: ssl.SSLContext | None,
     *,
     what: str,
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """Open a client WebSocket; failures become ``WSSAuthenticationError``/``WSSConnectionError``.
+) -> AsyncIterator[MessageSocket]:
+    """Open a client WebSocket; see :class:`telcoflow_trio._transport.Connector`.
 
-    ``what`` names the plane in error messages; ``secrets`` are scrubbed from server bodies.
-    Connecting (TCP, TLS, upgrade) has one deadline, ``CONNECT_TIMEOUT``. We own the TCP
-    stream rather than let ``open_websocket_url`` do it: that one, on a failed or timed-out
-    handshake, leaves the socket open and waits for its reader task, which never ends while
-    the server keeps the connection open without answering.
+    Connecting (TCP, TLS, upgrade) has one deadline, :data:`CONNECT_TIMEOUT`.
     """
-    extra = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
-    host, port, resource, host_header = _target(url)
+    host, port, _, _ = _target(url)
     if tls is None and url.startswith("wss://"):
         tls = ssl.create_default_context()
     deadline = trio.current_time() + CONNECT_TIMEOUT
     stream = await _connect(host, port, tls, what, deadline)
-    scope = TaskScope(what)
-    body_exc: BaseException | None = None
-    try:
-        nursery = await scope.open()
-        ws = await _handshake(
-            nursery,
-            stream,
-            resource,
-            host_header,
-            extra,
-            message_queue_size,
-            what,
-            secrets,
-            deadline,
-        )
-        try:
-            yield ws
-        finally:
-            # Not shielded: when the owner is cancelled (its reader task with it, so no close
-            # reply could be read), the socket is closed at once below instead.
-            with trio.move_on_after(DISCONNECT_TIMEOUT):
-                await ws.aclose()
-    except BaseException as exc:
-        body_exc = exc
-        raise
-    finally:
-        # The reader task ends once its stream is closed. Shielded: a cancelled checkpoint
-        # here would skip closing the nursery, which must be exited in this task.
-        with trio.CancelScope(shield=True):
-            await trio.aclose_forcefully(stream)
-        await scope.close(body_exc)
-
-
-async def send_unbroken(ws: trio_websocket.WebSocketConnection, message: str | bytes) -> None:
-    """Write one message whole: a write is never cancelled half way, which would corrupt
-    the stream for every later frame. A write stuck for ``WRITE_TIMEOUT`` closes the socket.
-
-    Raises ``WSSConnectionError`` if the connection is closed or dies.
-    """
-    # One scope, shielded from outside cancellation, with its own deadline: it is entered
-    # for every audio frame, so it is kept to one.
-    with trio.CancelScope(shield=True, deadline=trio.current_time() + WRITE_TIMEOUT) as write:
-        try:
-            await ws.send_message(message)
-        except trio_websocket.ConnectionClosed:
-            raise WSSConnectionError("connection is closed") from None
-    if write.cancelled_caught:
-        logger.warning("write stuck for %.0f s: closing the connection", WRITE_TIMEOUT)
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + DISCONNECT_TIMEOUT):
-            await ws.aclose()
-        raise WSSConnectionError("write timed out; connection closed")
+    async with wrap_stream(
+        stream,
+        url,
+        headers,
+        what=what,
+        secrets=secrets,
+        message_queue_size=message_queue_size,
+        deadline=deadline,
+    ) as sock:
+        yield sock

@@ -18,10 +18,9 @@ from typing import Final
 
 import attrs
 import trio
-import trio_websocket
 
-from . import _websocket
 from ._replies import Replies
+from ._transport import Connector, MessageSocket, SocketClosed, keep_alive, open_websocket
 from .config import SessionManagerConfig
 from .errors import WSSConnectionError
 from .protocol import Unrecognised, control, timing
@@ -53,7 +52,11 @@ class Timeouts:
 
 
 class ControlConnection:
-    """The SM-WS of one session manager. Not for direct use: :class:`SessionManager` owns it."""
+    """The SM-WS of one session manager. Not for direct use: :class:`SessionManager` owns it.
+
+    ``connect`` opens each socket (a real WebSocket by default; tests pass a
+    :class:`~telcoflow_trio._transport.MemoryConnector`).
+    """
 
     def __init__(
         self,
@@ -63,13 +66,15 @@ class ControlConnection:
         *,
         timeouts: Timeouts | None = None,
         backoff: timing.Backoff | None = None,
+        connect: Connector = open_websocket,
     ) -> None:
         self._config = config
+        self._connect = connect
         self._on_frame = on_frame
         self._on_reconnected = on_reconnected
         self._timeouts = timeouts or Timeouts()
         self._backoff = backoff or timing.Backoff()
-        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._ws: MessageSocket | None = None
         self._replies: Replies[control.Response] = Replies(_PLANE)
         self._state = ConnectionState.CONNECTING
         self._state_changed = trio.Event()
@@ -97,8 +102,13 @@ class ControlConnection:
 
     async def wait_state(self, state: ConnectionState) -> None:
         """Wait until the connection is in ``state``."""
-        while self._state is not state:
+        if self._state is state:
+            await trio.lowlevel.checkpoint()
+            return
+        while True:
             await self._state_changed.wait()
+            if self._state is state:
+                return
 
     # ── lifetime ────────────────────────────────────────────────────────────────────────
 
@@ -135,7 +145,7 @@ class ControlConnection:
     async def _serve_once(self, task_status: trio.TaskStatus[None] | None) -> None:
         headers = self._config.auth_headers()
         secrets = tuple(s for s in (self._config.api_key,) if s)
-        async with _websocket.open_client(
+        async with self._connect(
             self._config.control_url,
             headers,
             self._config.tls_context(),
@@ -179,12 +189,10 @@ class ControlConnection:
             logger.warning("control connection lost")
 
     async def _handshake(
-        self, ws: trio_websocket.WebSocketConnection, setup_done: trio.Event
+        self, ws: MessageSocket, setup_done: trio.Event
     ) -> WSSConnectionError | None:
         try:
-            await _websocket.send_unbroken(
-                ws, control.encode_frame(self._config.call_audio.setup_frame())
-            )
+            await ws.send(control.encode_frame(self._config.call_audio.setup_frame()))
         except WSSConnectionError as exc:
             return exc
         with trio.move_on_after(self._timeouts.setup):
@@ -206,24 +214,26 @@ class ControlConnection:
         """Close the socket politely and stop reconnecting, at once."""
         self._closing = True
         ws = self._ws
-        if ws is not None:
-            with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as scope:
-                scope.shield = True
-                await ws.aclose()
-        if self._scope is not None:
-            self._scope.cancel()
+        try:
+            if ws is not None:
+                await ws.aclose()  # shielded and bounded
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            if self._scope is not None:
+                self._scope.cancel()
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
     async def _reader(
         self,
-        ws: trio_websocket.WebSocketConnection,
+        ws: MessageSocket,
         setup_done: trio.Event,
         connection_scope: trio.CancelScope,
     ) -> None:
         try:
             while True:
-                message = await ws.get_message()
+                message = await ws.receive()
                 frame = control.decode_server_frame(message)
                 if isinstance(frame, Unrecognised):
                     logger.debug("control plane: ignored frame: %s", frame.reason)
@@ -241,8 +251,8 @@ class ControlConnection:
                         self._on_frame(frame)
                     except Exception:
                         logger.exception("control plane: routing %s failed", frame.TYPE)
-        except trio_websocket.ConnectionClosed as exc:
-            logger.debug("control plane: socket closed (%s)", exc.reason)
+        except SocketClosed as exc:
+            logger.debug("control plane: %s", exc)
         finally:
             # The reader's end is the connection's end: stop the heartbeat and the handshake.
             connection_scope.cancel()
@@ -250,27 +260,18 @@ class ControlConnection:
     def _fail_pending(self, why: str) -> None:
         self._replies.fail_all(WSSConnectionError(why))
 
-    async def _heartbeat(self, ws: trio_websocket.WebSocketConnection) -> None:
-        while True:
-            await trio.sleep(self._timeouts.ping_interval)
-            with trio.move_on_after(self._timeouts.ping_timeout) as scope:
-                try:
-                    await ws.ping()
-                except trio_websocket.ConnectionClosed:
-                    return
-            if scope.cancelled_caught:
-                logger.warning(
-                    "control plane: no pong within %g s: connection lost",
-                    self._timeouts.ping_timeout,
-                )
-                with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as close_scope:
-                    close_scope.shield = True
-                    await ws.aclose()
-                return
+    async def _heartbeat(self, ws: MessageSocket) -> None:
+        # A half-dead socket is aborted at the deadline; the reader then ends the connection.
+        await keep_alive(
+            ws,
+            interval=self._timeouts.ping_interval,
+            pong_timeout=self._timeouts.ping_timeout,
+            what=_PLANE,
+        )
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
-    def _require_ws(self) -> trio_websocket.WebSocketConnection:
+    def _require_ws(self) -> MessageSocket:
         ws = self._ws
         if ws is None or self._state is not ConnectionState.CONNECTED:
             raise WSSConnectionError(f"control connection is not connected ({self._state})")
@@ -278,7 +279,7 @@ class ControlConnection:
 
     async def send(self, frame: control.ClientControlFrame) -> None:
         """Send a fire-and-forget frame (``session.ready``)."""
-        await _websocket.send_unbroken(self._require_ws(), control.encode_frame(frame))
+        await self._require_ws().send(control.encode_frame(frame))
 
     async def request(self, frame: control.ControlRequest) -> control.Response:
         """Send a request and wait for its response (at most 30 s).
@@ -291,7 +292,7 @@ class ControlConnection:
             self._replies.expect(frame.req_id) as reply,
             trio.move_on_after(self._timeouts.request),
         ):
-            await _websocket.send_unbroken(ws, control.encode_frame(frame))
+            await ws.send(control.encode_frame(frame))
             await reply.done.wait()
         if reply.error is not None:
             raise reply.error

@@ -50,11 +50,29 @@ class WSSError(Exception):
 
 
 class WSSConnectionError(WSSError):
-    """A connection could not be made, was lost, or a request got no answer in time."""
+    """A connection could not be made, was lost, or a request got no answer in time.
+
+    ``status_code`` is the HTTP status when the server refused the WebSocket upgrade.
+    """
+
+    def __init__(
+        self, message: str = "", *, error_code: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, error_code=error_code)
+        self.status_code = status_code
 
 
 class WSSAuthenticationError(WSSError):
-    """The server refused our credentials (API key, connector UUID or client certificate)."""
+    """The server refused our credentials (API key, connector UUID or client certificate).
+
+    ``status_code`` is the HTTP status (401 or 403) when it refused the WebSocket upgrade.
+    """
+
+    def __init__(
+        self, message: str = "", *, error_code: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, error_code=error_code)
+        self.status_code = status_code
 
 
 class WSSCallError(WSSError):

@@ -5,7 +5,9 @@ socket is open. It owns one reader task, which never blocks on the application: 
 audio goes into bounded per-channel channels (when one is full its oldest chunk is dropped,
 counted and logged), pull requests go to the :class:`PullServicer`, command responses to
 their waiters, call events to ``on_event``. Every write goes through
-:func:`_websocket.send_unbroken`, so no frame is ever cut in half.
+:meth:`MessageSocket.send`, so no frame is ever cut in half. A keep-alive pings the server
+as the reference client does (every 20 s, 20 s to answer): a half-dead socket ends at that
+deadline, and its end looks like any lost socket to the call.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+import attrs
 import trio
-import trio_websocket
 
-from . import _websocket
 from ._replies import Replies
+from ._transport import Connector, MessageSocket, SocketClosed, keep_alive, open_websocket
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from .audio import PullServicer, SendAudioBuffer
 from .audio.incoming import check_channel_id
@@ -29,7 +31,7 @@ from .errors import WSSCallClosedError, WSSConnectionError
 from .protocol import Unrecognised, voice
 from .results import CommandResult
 
-__all__ = ["VoiceConnection"]
+__all__ = ["VoiceConnection", "VoiceTimeouts"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +42,26 @@ MESSAGE_QUEUE: Final = 32
 """Messages trio-websocket may hold for our reader. The reader never waits on the
 application, so this stays nearly empty; but with room for a burst (several frames in one
 socket read) the socket's reader task need not stop and switch to ours after each one."""
+PING_INTERVAL: Final = 20.0
+PING_TIMEOUT: Final = 20.0
+_PLANE: Final = "voice plane"
+
+
+@attrs.frozen
+class VoiceTimeouts:
+    """The voice plane's keep-alive (the reference client's, websockets' defaults); tests
+    shorten them."""
+
+    ping_interval: float = PING_INTERVAL
+    ping_timeout: float = PING_TIMEOUT
 
 
 class VoiceConnection:
-    """One call's voice WebSocket. Made and owned by :class:`Call`."""
+    """One call's voice WebSocket. Made and owned by :class:`Call`.
+
+    ``timeouts`` is the keep-alive; ``connect`` opens the socket (a real WebSocket by
+    default; tests pass a :class:`~telcoflow_trio._transport.MemoryConnector`).
+    """
 
     def __init__(
         self,
@@ -54,14 +72,18 @@ class VoiceConnection:
         on_event: Callable[[voice.CallEventFrame], None],
         *,
         audio_queue_chunks: int = AUDIO_QUEUE_CHUNKS,
+        timeouts: VoiceTimeouts | None = None,
+        connect: Connector = open_websocket,
     ) -> None:
         self._url = url
+        self._timeouts = timeouts or VoiceTimeouts()
+        self._connect = connect
         self._token = token
         self._tls = tls
         self._on_event = on_event
-        self._ws: trio_websocket.WebSocketConnection | None = None
+        self._ws: MessageSocket | None = None
         self._closed = False
-        self._replies: Replies[voice.CommandResponse] = Replies("voice plane")
+        self._replies: Replies[voice.CommandResponse] = Replies(_PLANE)
         self._audio_queue_chunks = audio_queue_chunks
         self._audio: dict[
             int, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
@@ -87,11 +109,11 @@ class VoiceConnection:
             "user-agent": USER_AGENT,
         }
         try:
-            async with _websocket.open_client(
+            async with self._connect(
                 self._url,
                 headers,
                 self._tls,
-                what="voice plane",
+                what=_PLANE,
                 secrets=(self._token,),
                 message_queue_size=MESSAGE_QUEUE,
             ) as ws:
@@ -99,6 +121,7 @@ class VoiceConnection:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.servicer.run)
                     nursery.start_soon(self._reader, ws, nursery.cancel_scope)
+                    nursery.start_soon(self._heartbeat, ws)
                     task_status.started()
         finally:
             self._shut()
@@ -116,20 +139,28 @@ class VoiceConnection:
     async def aclose(self) -> None:
         """Close the socket politely (close frame, bounded wait)."""
         ws = self._ws
-        if ws is not None:
-            with trio.move_on_after(_websocket.DISCONNECT_TIMEOUT) as scope:
-                scope.shield = True
-                await ws.aclose()
-        self._shut()
+        try:
+            if ws is not None:
+                await ws.aclose()  # shielded and bounded
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._shut()
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
-    async def _reader(
-        self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope
-    ) -> None:
+    async def _heartbeat(self, ws: MessageSocket) -> None:
+        await keep_alive(
+            ws,
+            interval=self._timeouts.ping_interval,
+            pong_timeout=self._timeouts.ping_timeout,
+            what=_PLANE,
+        )
+
+    async def _reader(self, ws: MessageSocket, scope: trio.CancelScope) -> None:
         try:
             while True:
-                data = await ws.get_message()
+                data = await ws.receive()
                 if type(data) is bytes and len(data) > 1:
                     # Audio is most of the traffic: decoded inline, without a frame object.
                     # Anything shorter goes to the decoder, which says why it is ignored.
@@ -147,8 +178,8 @@ class VoiceConnection:
                         logger.exception("voice plane: handling %s failed", frame.event)
                 elif isinstance(frame, Unrecognised):
                     logger.debug("voice plane: ignored frame: %s", frame.reason)
-        except trio_websocket.ConnectionClosed as exc:
-            logger.debug("voice plane: socket closed (%s)", exc.reason)
+        except SocketClosed as exc:
+            logger.debug("voice plane: %s", exc)
         finally:
             self._shut()
             scope.cancel()
@@ -200,7 +231,7 @@ class VoiceConnection:
         if ws is None or self._closed:
             raise WSSCallClosedError()
         try:
-            await _websocket.send_unbroken(ws, message)
+            await ws.send(message)
         except WSSConnectionError:
             raise WSSCallClosedError("the call's voice connection is closed") from None
 
