@@ -110,7 +110,7 @@ class TaskScope:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def close(self, exc: BaseException | None = None) -> None:
+    async def close(self, exc: BaseException | None = None) -> None:  # noqa: ASYNC910 (private scope; exiting the nursery waits for its tasks)
         """Cancel the internal tasks and wait for them.
 
         Without ``exc`` (the block ended normally) an internal failure propagates. With
@@ -130,7 +130,7 @@ class TaskScope:
                 raise
             if _only_cancelled(internal):
                 # An outer cancellation reaching our tasks: the block's exception carries on.
-                return
+                return  # noqa: ASYNC910 (private scope; exiting the nursery waits for its tasks)
             logger.error(
                 "%s: internal task failed while the block raised %s",
                 self._owner,

@@ -64,9 +64,7 @@ CLOSE_DEADLINE: Final = 15.0
 """How long leaving a hand-off call's scope may spend ending the call on the server."""
 END_ON_SERVER_DEADLINE: Final = 10.0
 """How long ending a call without its voice socket (REST, or a fresh socket) may take."""
-_LEAVE_WAIT: Final = (
-    voice.CommandName.CLOSE.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS
-)
+_LEAVE_WAIT: Final = voice.CommandName.CLOSE.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS
 _GONE: Final = 410
 _CONFLICT: Final = 409
 
@@ -228,7 +226,7 @@ class Call:
                 logger.warning("call %s: could not end the call on the server", self.id)
             self._pulse()
 
-    async def _end_on_server(self) -> None:
+    async def _end_on_server(self) -> None:  # noqa: ASYNC910 (private; callers bound and shield it)
         """End the call on the server without its voice socket (see ``EndOnServer``)."""
         ok = False
         try:
@@ -257,7 +255,7 @@ class Call:
         try:
             await self._nursery.start(connection.run)
         except WSSConnectionError as exc:
-            return getattr(exc, "status_code", None) == _GONE  # over already
+            return getattr(exc, "status_code", None) == _GONE  # over already  # noqa: ASYNC910 (private; opening the socket is its checkpoint)
         try:
             name = self._machine.leave_command()
             timeout_ms = voice.CommandName(name).default_timeout_ms
@@ -315,7 +313,7 @@ class Call:
         """The open voice connection, opening it on first use."""
         machine = self._machine
         if self._phase() is CallPhase.LIVE and self._voice is not None:
-            return self._voice
+            return self._voice  # noqa: ASYNC910 (private fast path; every caller awaits I/O next)
         if self._over():
             raise self._over_error()
         if self._phase() is CallPhase.CLOSING:
@@ -367,7 +365,7 @@ class Call:
         if connection.closed:
             self._voice_ended()  # it died before we got here
 
-    async def _carry_out(self, actions: list[Action]) -> None:
+    async def _carry_out(self, actions: list[Action]) -> None:  # noqa: ASYNC910 (private; no cancellation point may precede its actions)
         """Carry out actions in the calling task, telling the server before returning
         (bounded, and shielded: the call must not be left half-ended)."""
         for action in actions:
@@ -445,7 +443,7 @@ class Call:
             return CommandResult(True)
         return result
 
-    async def _settle_ending(self) -> None:
+    async def _settle_ending(self) -> None:  # noqa: ASYNC910 (private wait loop)
         """Wait (bounded) for the end-on-server task of this call to finish."""
         with trio.move_on_after(END_ON_SERVER_DEADLINE):
             while self._phase() is CallPhase.ENDING:
@@ -540,7 +538,7 @@ class Call:
         self._pulse()
         return await self._send_close(action.command)
 
-    async def _settle(self) -> None:
+    async def _settle(self) -> None:  # noqa: ASYNC910 (private cleanup; no cancellation point before it acts)
         """The owning scope is ending: make sure the server's call is over.
 
         The owner bounds this with its cleanup deadline and shields it.
@@ -643,9 +641,7 @@ class Call:
         """The hand-off document for another node; only a NEW call can be handed off.
         Afterwards this call object is inert: closing its session leaves the call alone."""
         if self._phase() is not CallPhase.NEW:
-            raise WSSCallStateError(
-                f"to_json() needs a NEW call; call {self.id} is {self.state}"
-            )
+            raise WSSCallStateError(f"to_json() needs a NEW call; call {self.id} is {self.state}")
         self._apply(self._machine.hand_off())
         return handoff.encode_handoff(self._doc)
 
@@ -687,7 +683,9 @@ class Call:
                 cleanup.shield = True
                 await self._settle()
             if cleanup.cancelled_caught:
-                logger.warning("call %s: not ended on the server within %g s", self.id, CLOSE_DEADLINE)
+                logger.warning(
+                    "call %s: not ended on the server within %g s", self.id, CLOSE_DEADLINE
+                )
         finally:
             await self._own_scope.close(exc)
         return None

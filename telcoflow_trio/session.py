@@ -127,7 +127,7 @@ class Session:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _carry_out(self, actions: list[SessionAction]) -> None:
+    async def _carry_out(self, actions: list[SessionAction]) -> None:  # noqa: ASYNC910 (private; each action awaits I/O)
         for action in actions:
             if isinstance(action, SendReady):
                 try:
@@ -154,8 +154,10 @@ class Session:
         try:
             response = await self._control.request(control.SessionOpen(self.id))
         except WSSConnectionError as exc:
-            logger.info("session %s: re-claim failed (%s); retried after the next reconnect", self.id, exc)
-            return
+            logger.info(
+                "session %s: re-claim failed (%s); retried after the next reconnect", self.id, exc
+            )
+            return  # noqa: ASYNC910 (private; the request is its checkpoint)
         actions = self._machine.reclaim_answered(ok=response.ok, error_code=response.error_code)
         if response.ok:
             logger.info("session %s re-claimed after reconnect", self.id)
@@ -176,7 +178,7 @@ class Session:
             ok = False
         self._machine.rest_closed()
         self._changed_now()
-        return ok
+        return ok  # noqa: ASYNC910 (private; the REST call is its checkpoint)
 
     # ── readiness ───────────────────────────────────────────────────────────────────────
 

@@ -189,7 +189,7 @@ class SessionManager:
         elif isinstance(frame, control.SessionClosed):
             feed.closed(frame.reason)
 
-    async def _restore_sessions(self) -> None:
+    async def _restore_sessions(self) -> None:  # noqa: ASYNC910 (private reconnect callback; starts tasks)
         """After a reconnect: the server unbound every session of the old connection and
         re-notified (RESUME) those still needing an agent. Each session that is still ours
         is re-claimed in its own scope; a live call streams on meanwhile either way."""
@@ -247,7 +247,7 @@ class SessionManager:
         answered = trio.Event()
         abandoned = False
 
-        async def claim() -> None:
+        async def claim() -> None:  # noqa: ASYNC910 (private task body)
             try:
                 box.append(await self._control.request(control.SessionOpen(session_id)))
             except WSSError as exc:
@@ -285,9 +285,12 @@ class SessionManager:
         info = control.decode_opened_session(response.content)
         if isinstance(info, Unrecognised):
             # Ours on the server, but unusable: do not leave it bound to us.
-            with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_DEADLINE):
-                with contextlib.suppress(WSSError):
-                    await self._rest.close_session(session_id)
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(CLEANUP_DEADLINE),
+                contextlib.suppress(WSSError),
+            ):
+                await self._rest.close_session(session_id)
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
         await scope.open()
@@ -381,7 +384,7 @@ class SessionManager:
         finally:
             await scope.close(body_exc)
 
-    async def _serve_one(
+    async def _serve_one(  # noqa: ASYNC910 (private task body)
         self, session_id: str, handler: Callable[[Call], Awaitable[None]], resumed: bool
     ) -> None:
         try:
@@ -412,7 +415,7 @@ class SessionManager:
                 # The claim was cut by a control blip: the server offers the session again
                 # (RESUME) once we are back, and it is claimed then.
                 logger.info("session %s: claim cut by a control reconnect: %s", session_id, exc)
-                return
+                return  # noqa: ASYNC910 (private task body)
             self._serve_failures += 1
             if self._serve_failures_logged.ready():
                 logger.warning(
