@@ -55,7 +55,6 @@ written may ignore ``written``: new audio then waits for the round trip).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections import deque
@@ -175,6 +174,8 @@ class _Framer:
             chunk = await self.recv.receive()
         except trio.EndOfChannel:
             self.ended = True
+            # receive() raises this after a cancel check but no schedule point; rare.
+            await trio.lowlevel.checkpoint()
             return
         if chunk:
             self.chunks.append(chunk)
@@ -331,6 +332,8 @@ class PullServicer:
                     self._scope = scope
                     await self._serve()
                 self._scope = None
+            # A servicer closed before it ran never reached a checkpoint above.
+            await trio.lowlevel.checkpoint()
         finally:
             self._scope = None
             self.close()
@@ -344,8 +347,14 @@ class PullServicer:
                 framer = _Framer(self._buffer)  # staged chunks are gone with their epoch
             frame = await self._next_frame(framer)
             if frame is None:
-                return
-            await self._write(frame)
+                break
+            try:
+                await self._write(frame)
+            except WSSCallClosedError:
+                break  # _write closed us
+        # Once per interruption, not per frame: a close or a failed write can end the loop
+        # before any await did.
+        await trio.lowlevel.checkpoint()
 
     def _flushing(self) -> bool:
         """Someone waits for the tail: a drain, or :meth:`wait_for_playout`."""
@@ -364,6 +373,7 @@ class PullServicer:
             if framer.staged < need:
                 if framer.ended:
                     if framer.epoch != buffer.epoch:
+                        await trio.lowlevel.checkpoint()
                         return None
                     await trio.sleep_forever()  # closed and empty: wait to be stopped
                 await framer.pull_one()  # a flush wakes us with an empty chunk
@@ -383,11 +393,16 @@ class PullServicer:
             self._inflight_start = start
             self._inflight_end = start + n
             return frame
+        await trio.lowlevel.checkpoint()  # closed: the servicer's last pass
         return None
 
     async def _write(self, frame: bytes) -> None:
         """Hand one frame to the socket. Nothing cancels the interruption scope meanwhile:
-        :meth:`clear` and :meth:`close` check ``_inflight_start`` and leave it alone."""
+        :meth:`clear` and :meth:`close` check ``_inflight_start`` and leave it alone.
+
+        On :class:`WSSCallClosedError` the servicer is closed (while the frame still counts
+        as in flight, so it is not counted as played) and the error goes on to :meth:`_serve`.
+        """
         ok = False
         try:
             await self._send_frame(frame)
@@ -395,6 +410,7 @@ class PullServicer:
         except WSSCallClosedError:
             logger.debug("voice connection closed while sending audio")
             self.close()
+            raise
         finally:
             if ok:
                 self._sent += len(frame) - 1
@@ -470,19 +486,25 @@ class PullServicer:
         Flushes the tail. Returns at once when nothing is queued; raises
         :class:`WSSCallClosedError` if the call ends first.
         """
-        await self._wait_settled(self._buffer.written_bytes)
+        if not await self._wait_settled(self._buffer.written_bytes):
+            raise WSSCallClosedError("the call ended before its audio was played out")
 
-    async def _wait_settled(self, target: int) -> None:
-        if self._settled_position() >= target:
+    async def _wait_settled(self, target: int) -> bool:
+        """Until the stream has settled up to ``target``: True, or False if the call ended
+        first."""
+        settled = self._settled_position() >= target
+        if settled or self.closed:  # not _closed: mypy would keep that narrowed in the loop
             await trio.lowlevel.checkpoint()
-            return
+            return settled
         if target > self._flush_until:
             self._flush_until = target
             self._buffer.poke()  # the servicer may be waiting for a floor that no longer holds
-        while self._settled_position() < target:
-            if self._closed:
-                raise WSSCallClosedError("the call ended before its audio was played out")
+        while True:
             await self._settle_lot.park()
+            if self._settled_position() >= target:
+                return True
+            if self._closed:
+                return False
 
     async def aclose(self, drain_timeout: float = 0.0) -> int:
         """Close, first letting the server pull what is queued for up to ``drain_timeout`` s.
@@ -493,7 +515,7 @@ class PullServicer:
         timeout = _check_timeout("drain_timeout", drain_timeout)
         if not self._closed and timeout > 0 and self._buffer.size:
             self._buffer.close()  # also wakes the servicer: its channel ends
-            with trio.move_on_after(timeout), contextlib.suppress(WSSCallClosedError):
+            with trio.move_on_after(timeout):
                 await self._wait_settled(self._buffer.written_bytes)
         else:
             await trio.lowlevel.checkpoint()
