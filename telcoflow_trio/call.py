@@ -43,7 +43,7 @@ from .protocol.call_state import (
     StopVoice,
 )
 from .results import CommandResult
-from .voice_connection import VoiceConnection
+from .voice_connection import VoiceConnection, VoicePlane
 
 if TYPE_CHECKING:
     from .session import Session
@@ -119,6 +119,7 @@ class Call:
         session: Session | None = None,
         nursery: TaskScope | None = None,
         end_on_server: EndOnServerHook | None = None,
+        voice_plane: VoicePlane | None = None,
     ) -> None:
         audio = CallAudioConfig() if call_audio is None else call_audio
         if not isinstance(audio, CallAudioConfig):
@@ -133,6 +134,7 @@ class Call:
         self._session = session
         self._nursery = nursery
         self._end_on_server_hook = end_on_server
+        self._voice_plane = VoicePlane() if voice_plane is None else voice_plane
         self._own_scope: TaskScope | None = None
         self._machine = CallMachine()
         self._changed = trio.Event()
@@ -245,7 +247,7 @@ class Call:
         """A hand-off call has no session to close: reopen its voice plane once, only to
         send the leave command."""
         assert self._nursery is not None
-        connection = VoiceConnection(
+        connection = self._voice_plane.connection(
             self._doc.session_url,
             self._doc.session_token,
             self._tls,
@@ -333,7 +335,7 @@ class Call:
 
     async def _open_voice(self, actions: list[Action]) -> None:
         assert actions == [OpenVoice()] and self._nursery is not None
-        connection = VoiceConnection(
+        connection = self._voice_plane.connection(
             self._doc.session_url,
             self._doc.session_token,
             self._tls,
@@ -727,6 +729,7 @@ def call_for_session(
     nursery: TaskScope,
     session: Session,
     end_on_server: EndOnServerHook,
+    voice_plane: VoicePlane,
 ) -> tuple[Call, CallOwner]:
     """The call a ``call.in`` announced, living in its session's nursery, and its owner handle."""
     doc = handoff.HandoffDocument(frame.call_id, frame.url, frame.token, frame.caller, frame.callee)
@@ -739,5 +742,6 @@ def call_for_session(
         session=session,
         nursery=nursery,
         end_on_server=end_on_server,
+        voice_plane=voice_plane,
     )
     return call, CallOwner(call)

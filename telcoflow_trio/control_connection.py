@@ -120,9 +120,10 @@ class ControlConnection:
         """
         first = True
         try:
-            # Shielded: an outer cancellation must not cut the socket before the owner's
-            # cleanup has told the server (call closed, session closed); close() ends it.
-            with trio.CancelScope(shield=True) as self._scope:
+            # Not shielded here: the owner's task scope shields this task once it has
+            # started (so the owner's cleanup can still tell the server), and connecting
+            # stays cancellable. close() or the owner's scope ends it.
+            with trio.CancelScope() as self._scope:
                 while not self._closing:
                     try:
                         await self._serve_once(task_status if first else None)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .config import SessionManagerConfig
     from .control_connection import ControlConnection
     from .rest_client import RestClient
+    from .voice_connection import VoicePlane
 
 __all__ = ["Session", "SessionFeed", "open_session_object"]
 
@@ -79,8 +80,10 @@ class Session:
         rest: RestClient,
         config: SessionManagerConfig,
         nursery: TaskScope,
+        voice_plane: VoicePlane,
     ) -> None:
         self._control = control_connection
+        self._voice_plane = voice_plane
         self._rest = rest
         self._config = config
         self._nursery = nursery
@@ -245,7 +248,7 @@ class Session:
                 logger.warning("session %s: ignored call.in for another call", self.id)
             return  # re-delivered after a re-claim: the same call
         self._call, self._call_owner = call_for_session(
-            frame, self._config, self._nursery, self, self._close_over_rest
+            frame, self._config, self._nursery, self, self._close_over_rest, self._voice_plane
         )
         self._changed_now()
 
@@ -371,10 +374,16 @@ def open_session_object(
     rest: RestClient,
     config: SessionManagerConfig,
     nursery: TaskScope,
+    voice_plane: VoicePlane,
 ) -> tuple[Session, SessionFeed]:
     """A new session and the feed its manager drives it through."""
     session = Session(
-        info, control_connection=control_connection, rest=rest, config=config, nursery=nursery
+        info,
+        control_connection=control_connection,
+        rest=rest,
+        config=config,
+        nursery=nursery,
+        voice_plane=voice_plane,
     )
     return session, SessionFeed(session)
 

@@ -19,6 +19,7 @@ import trio
 
 from ._ratelimit import RateLimit
 from ._scope import TaskScope
+from ._transport import Connector, open_websocket
 from .call import Call
 from .config import CallFlowConfig, SessionManagerConfig
 from .control_connection import ConnectionState, ControlConnection, Timeouts
@@ -37,6 +38,7 @@ from .messages import SessionNotification
 from .protocol import Unrecognised, control, rest, timing
 from .rest_client import RestClient
 from .session import Session, SessionFeed, open_session_object, session_error
+from .voice_connection import VoicePlane, VoiceTimeouts
 
 __all__ = ["SessionManager"]
 
@@ -62,7 +64,12 @@ def _require_trio() -> None:
 
 
 class SessionManager:
-    """Connects to Telcoflow and hands out sessions. Use as ``async with``."""
+    """Connects to Telcoflow and hands out sessions. Use as ``async with``.
+
+    ``timeouts``, ``backoff``, ``connect`` (the transport: by default WebSockets over
+    TCP/TLS; tests may pass an in-memory ``MemoryConnector``) and ``voice_timeouts`` are for
+    tests and tuning; the defaults are the protocol's.
+    """
 
     def __init__(
         self,
@@ -71,6 +78,8 @@ class SessionManager:
         notification_buffer: int = NOTIFICATION_BUFFER,
         timeouts: Timeouts | None = None,
         backoff: timing.Backoff | None = None,
+        connect: Connector = open_websocket,
+        voice_timeouts: VoiceTimeouts | None = None,
     ) -> None:
         if not isinstance(config, SessionManagerConfig):
             raise TypeError(f"config must be a SessionManagerConfig, got {type(config).__name__}")
@@ -80,8 +89,14 @@ class SessionManager:
             raise ValueError(f"notification_buffer must be at least 1, got {notification_buffer}")
         self.config = config
         self._control = ControlConnection(
-            config, self._route, self._restore_sessions, timeouts=timeouts, backoff=backoff
+            config,
+            self._route,
+            self._restore_sessions,
+            timeouts=timeouts,
+            backoff=backoff,
+            connect=connect,
         )
+        self._voice_plane = VoicePlane(connect, voice_timeouts or VoiceTimeouts())
         self._sessions: dict[str, SessionFeed] = {}
         self._notify_in, self.session_notifications = trio.open_memory_channel[SessionNotification](
             notification_buffer
@@ -300,6 +315,7 @@ class SessionManager:
             rest=self._rest,
             config=self.config,
             nursery=scope,
+            voice_plane=self._voice_plane,
         )
         self._sessions[session_id] = feed
         body_exc: BaseException | None = None

@@ -31,7 +31,7 @@ from .errors import WSSCallClosedError, WSSConnectionError
 from .protocol import Unrecognised, voice
 from .results import CommandResult
 
-__all__ = ["VoiceConnection", "VoiceTimeouts"]
+__all__ = ["VoiceConnection", "VoicePlane", "VoiceTimeouts"]
 
 logger = logging.getLogger(__name__)
 
@@ -272,3 +272,24 @@ class VoiceConnection:
         if response.success:
             return CommandResult(True, payload=response.result)
         return CommandResult(False, response.error_code, response.error_message, response.result)
+
+
+@attrs.frozen
+class VoicePlane:
+    """How a call opens its voice connection: the transport and the keep-alive deadlines
+    (injected by tests: an in-memory transport, short timeouts)."""
+
+    connect: Connector = open_websocket
+    timeouts: VoiceTimeouts = attrs.field(factory=VoiceTimeouts)
+
+    def connection(
+        self,
+        url: str,
+        token: str,
+        tls: ssl.SSLContext | None,
+        buffer: SendAudioBuffer,
+        on_event: Callable[[voice.CallEventFrame], None],
+    ) -> VoiceConnection:
+        return VoiceConnection(
+            url, token, tls, buffer, on_event, timeouts=self.timeouts, connect=self.connect
+        )
