@@ -20,9 +20,12 @@ _TIMEOUT: Final = 30.0
 
 
 class RestClient:
-    """REST calls of one session manager; credentials and TLS come from its config."""
+    """REST calls of one session manager; credentials and TLS come from its config.
+    ``transport`` replaces the network for tests (an ``httpx.MockTransport``)."""
 
-    def __init__(self, config: SessionManagerConfig) -> None:
+    def __init__(
+        self, config: SessionManagerConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         tls = config.tls_context()
         self._client = httpx.AsyncClient(
             base_url=config.rest_base_url,
@@ -30,6 +33,7 @@ class RestClient:
             verify=tls if tls is not None else True,
             timeout=_TIMEOUT,
             follow_redirects=False,
+            transport=transport,
         )
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Final
 
+import httpx
 import sniffio
 import trio
 
@@ -67,8 +68,9 @@ class SessionManager:
     """Connects to Telcoflow and hands out sessions. Use as ``async with``.
 
     ``timeouts``, ``backoff``, ``connect`` (the transport: by default WebSockets over
-    TCP/TLS; tests may pass an in-memory ``MemoryConnector``) and ``voice_timeouts`` are for
-    tests and tuning; the defaults are the protocol's.
+    TCP/TLS; tests may pass an in-memory ``MemoryConnector``), ``voice_timeouts`` and
+    ``rest_transport`` (an ``httpx`` transport for the REST plane) are for tests and
+    tuning; the defaults are the protocol's.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class SessionManager:
         backoff: timing.Backoff | None = None,
         connect: Connector = open_websocket,
         voice_timeouts: VoiceTimeouts | None = None,
+        rest_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not isinstance(config, SessionManagerConfig):
             raise TypeError(f"config must be a SessionManagerConfig, got {type(config).__name__}")
@@ -104,6 +107,7 @@ class SessionManager:
         self.notifications_dropped = 0
         """Notifications dropped because ``session_notifications`` was full."""
         self._scope: TaskScope | None = None
+        self._rest_transport = rest_transport
         self._rest: RestClient
         self._serve_failures = 0
         self._serve_failures_logged = RateLimit(WARNING_INTERVAL)
@@ -117,7 +121,7 @@ class SessionManager:
         _require_trio()
         if self._scope is not None:
             raise RuntimeError("a SessionManager can be entered only once")
-        self._rest = RestClient(self.config)
+        self._rest = RestClient(self.config, self._rest_transport)
         self._scope = TaskScope("SessionManager")
         await self._scope.open()
         try:
