@@ -118,6 +118,7 @@ class ControlConnection:
         The first connection's failure propagates (``WSSAuthenticationError`` or
         ``WSSConnectionError``); later failures are logged and retried with backoff.
         """
+        await trio.lowlevel.checkpoint()
         first = True
         try:
             # Not shielded here: the owner's task scope shields this task once it has
@@ -189,13 +190,13 @@ class ControlConnection:
         if not self.closing:
             logger.warning("control connection lost")
 
-    async def _handshake(
+    async def _handshake(  # noqa: ASYNC910 (private; a refused write returns its error)
         self, ws: MessageSocket, setup_done: trio.Event
     ) -> WSSConnectionError | None:
         try:
             await ws.send(control.encode_frame(self._config.call_audio.setup_frame()))
         except WSSConnectionError as exc:
-            return exc
+            return exc  # noqa: ASYNC910 (private; the refused write is the news)
         with trio.move_on_after(self._timeouts.setup):
             await setup_done.wait()
         if not setup_done.is_set():
@@ -204,7 +205,7 @@ class ControlConnection:
             )
         return None
 
-    async def _restore(self) -> None:
+    async def _restore(self) -> None:  # noqa: ASYNC910 (private task body)
         assert self._on_reconnected is not None
         try:
             await self._on_reconnected()
@@ -226,7 +227,7 @@ class ControlConnection:
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
-    async def _reader(
+    async def _reader(  # noqa: ASYNC910 (private task body)
         self,
         ws: MessageSocket,
         setup_done: trio.Event,

@@ -157,7 +157,7 @@ class VoiceConnection:
             what=_PLANE,
         )
 
-    async def _reader(self, ws: MessageSocket, scope: trio.CancelScope) -> None:
+    async def _reader(self, ws: MessageSocket, scope: trio.CancelScope) -> None:  # noqa: ASYNC910 (private task body)
         try:
             while True:
                 data = await ws.receive()
