@@ -1,13 +1,16 @@
-"""The outgoing audio path: a byte-bounded buffer and the pull servicer that drains it.
+"""The audio paths: outgoing, a byte-bounded buffer and the pull servicer that drains it;
+incoming, a byte budget per call and the receive channels that read it.
 
 :class:`SendAudioBuffer` queues the agent's PCM; :class:`PullServicer` answers the
 server's ``buffer_request``s from it, one per voice connection, and implements
 interruption (:meth:`PullServicer.clear`), playout waits, the heard position and drain on
 close. See :mod:`telcoflow_trio.audio.servicer` for the seam the voice connection plugs into.
+:class:`IncomingAudio` holds what the voice plane receives, per channel, within one byte
+budget per call; ``call.audio_stream()`` reads it through an :class:`AudioStream`.
 """
 
 from .buffer import BufferCounters, SendAudioBuffer
-from .incoming import AudioStream
+from .incoming import AudioStream, IncomingAudio, IncomingCounters, IncomingReceiver
 from .servicer import (
     MAX_REQUEST_RUNS,
     AudioCounters,
@@ -23,6 +26,9 @@ __all__ = [
     "AudioStream",
     "BufferCounters",
     "ClearResult",
+    "IncomingAudio",
+    "IncomingCounters",
+    "IncomingReceiver",
     "PullServicer",
     "SendAudioBuffer",
     "SendFrame",

@@ -1,23 +1,69 @@
-"""The caller's audio as a trio receive channel that opens the voice plane on first use.
+"""The caller's audio: one byte budget per call, and the receive channels that read it.
 
-``call.audio_stream()`` is synchronous so that ``async for chunk in call.audio_stream():``
-reads like any other channel loop; the voice WebSocket it needs is opened by the first
-``receive`` (or eagerly by ``await call.audio_stream()``, which surfaces connection errors
-at that line instead of inside the loop).
+:class:`IncomingAudio` holds one call's incoming PCM by channel id (0 is the primary, mixed
+leg; 1, 2, ... the isolated legs). The voice plane's reader hands it every binary frame with
+:meth:`IncomingAudio.deliver`, which never blocks and never grows memory past the budget:
+
+- **One budget for all channels.** Each chunk held costs its length plus
+  :data:`CHUNK_CHARGE` bytes (what Python spends on a small ``bytes`` and its queue slot,
+  so a flood of tiny frames cannot multiply the memory); the total never exceeds
+  ``capacity``. When a chunk does not fit, the channel holding the most bytes (the reader
+  furthest behind; on a tie, the channel held longest) gives up its oldest chunk, again
+  until it fits. A chunk bigger than the whole budget is dropped itself.
+- **Channels nobody reads hold nothing.** A channel is held while a stream on it is open
+  (:meth:`IncomingAudio.stream`); when its last stream closes, what it held is dropped.
+  Channel 0 is held from the start and for as long as the call lasts, so that the caller's
+  first words, spoken between ``answer()`` and the first ``audio_stream()``, are not lost.
+- **Every dropped byte is counted**: as ``dropped_bytes`` when its channel had an open
+  stream (the reader was too slow), else as ``unread_bytes`` (a channel nobody opened,
+  channel 0 while no stream is open on it, audio left or arriving after the call ended).
+  The first is a WARNING, the second a DEBUG line, each at most once per
+  ``warn_interval`` seconds per call, with the bytes since the last line and in all.
+
+:class:`AudioStream` is what ``call.audio_stream()`` returns: a receive channel that opens
+the voice plane on first use.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Final
 
+import attrs
 import trio
 
+from ..config import CallAudioConfig
 from ..errors import WSSCallClosedError
 
-__all__ = ["AudioStream", "check_channel_id"]
+__all__ = [
+    "CHUNK_CHARGE",
+    "DEFAULT_CAPACITY",
+    "DEFAULT_SECONDS",
+    "DEFAULT_WARN_INTERVAL",
+    "AudioStream",
+    "IncomingAudio",
+    "IncomingCounters",
+    "IncomingReceiver",
+    "check_channel_id",
+]
+
+logger = logging.getLogger(__name__)
 
 MAX_CHANNEL_ID: Final = 255
+PRIMARY_CHANNEL: Final = 0
+CHUNK_CHARGE: Final = 64
+"""Bytes of budget each held chunk costs beyond its PCM."""
+DEFAULT_SECONDS: Final = 10.0
+"""Seconds of 20 ms frames that :meth:`IncomingAudio.from_config` budgets for."""
+DEFAULT_CAPACITY: Final = 480_000 + 500 * CHUNK_CHARGE
+"""10 s of 20 ms frames at 24 kHz, the highest sample rate (512,000 bytes)."""
+DEFAULT_WARN_INTERVAL: Final = 10.0
+"""Seconds between two log lines about dropped audio, per call and per kind."""
+FRAMES_PER_SECOND: Final = 50
 
 
 def check_channel_id(channel_id: object) -> int:
@@ -29,20 +75,431 @@ def check_channel_id(channel_id: object) -> int:
     return channel_id
 
 
-OpenChannel = Callable[[], Awaitable[trio.MemoryReceiveChannel[bytes]]]
+def _check_capacity(capacity: object) -> int:
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+    if capacity <= CHUNK_CHARGE:
+        raise ValueError(f"capacity must be more than {CHUNK_CHARGE} bytes, got {capacity}")
+    return capacity
+
+
+def _check_interval(warn_interval: object) -> float:
+    if isinstance(warn_interval, bool) or not isinstance(warn_interval, int | float):
+        raise TypeError(f"warn_interval must be a number, got {type(warn_interval).__name__}")
+    if not (warn_interval >= 0 and math.isfinite(warn_interval)):
+        raise ValueError(f"warn_interval must be finite and not negative, got {warn_interval}")
+    return float(warn_interval)
+
+
+@attrs.frozen
+class IncomingCounters:
+    """Bytes of one call's incoming audio; ``received == read + queued + dropped + unread``."""
+
+    received_bytes: int
+    """PCM handed to :meth:`IncomingAudio.deliver`."""
+    read_bytes: int
+    """Taken by readers."""
+    queued_bytes: int
+    """Held now, waiting for a reader."""
+    queued_chunks: int
+    dropped_bytes: int
+    """Dropped for want of room: the readers fell behind, or a chunk outgrew the budget."""
+    unread_bytes: int
+    """Dropped because nobody read the channel, or the call was over."""
+
+
+class _RateLimit:
+    """Sums events between log lines so that at most one line per interval is written."""
+
+    __slots__ = ("_clock", "_interval", "_last", "pending")
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last = -math.inf
+        self.pending = 0
+        """Bytes counted since the last line."""
+
+    def add(self, n: int) -> int:
+        """Count ``n``; the bytes to report if a line is due now, else 0."""
+        self.pending += n
+        now = self._clock()
+        if now - self._last < self._interval:
+            return 0
+        self._last = now
+        pending, self.pending = self.pending, 0
+        return pending
+
+
+class _Channel:
+    __slots__ = ("channel_id", "chunks", "lot", "queued", "readers")
+
+    def __init__(self, channel_id: int) -> None:
+        self.channel_id = channel_id
+        self.chunks: deque[bytes] = deque()
+        self.queued = 0
+        self.readers = 0
+        self.lot = trio.lowlevel.ParkingLot()
+
+
+class IncomingAudio:
+    """One call's incoming audio, held per channel id within one byte budget (module docs).
+
+    ``capacity`` bounds the bytes held for all channels together (PCM plus
+    :data:`CHUNK_CHARGE` per chunk). ``clock`` (seconds, monotonic) times the rate limit of
+    the log lines; ``label`` (e.g. the call id) starts each of them.
+    """
+
+    def __init__(
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        *,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "call",
+    ) -> None:
+        self._capacity = _check_capacity(capacity)
+        interval = _check_interval(warn_interval)
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, got {type(clock).__name__}")
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str, got {type(label).__name__}")
+        self._label = label
+        # Only channels someone may read are here: channel 0, and those with open streams.
+        self._channels: dict[int, _Channel] = {PRIMARY_CHANNEL: _Channel(PRIMARY_CHANNEL)}
+        self._closed = False
+        self._used = 0  # queued + CHUNK_CHARGE * chunks: what the budget bounds
+        self._queued = 0
+        self._chunks = 0
+        self._received = 0
+        self._read = 0
+        self._dropped = 0
+        self._unread = 0
+        self._slow_log = _RateLimit(interval, clock)
+        self._unread_log = _RateLimit(interval, clock)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: CallAudioConfig,
+        seconds: float = DEFAULT_SECONDS,
+        *,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "call",
+    ) -> IncomingAudio:
+        """A budget of ``seconds`` of 20 ms frames at the call's byte rate."""
+        if not isinstance(config, CallAudioConfig):
+            raise TypeError(f"config must be a CallAudioConfig, got {type(config).__name__}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ValueError(f"seconds must be positive and finite, got {seconds}")
+        frames = math.ceil(seconds * FRAMES_PER_SECOND)
+        capacity = config.bytes_for(seconds) + frames * CHUNK_CHARGE
+        return cls(capacity, warn_interval=warn_interval, clock=clock, label=label)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        held = sorted(self._channels)
+        return f"<IncomingAudio {self._used}/{self._capacity} bytes used, channels {held} {state}>"
+
+    # ── counters ────────────────────────────────────────────────────────────────────────
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def used_bytes(self) -> int:
+        """What the budget bounds: queued PCM plus :data:`CHUNK_CHARGE` per chunk."""
+        return self._used
+
+    @property
+    def queued_bytes(self) -> int:
+        """PCM held now for readers, all channels together."""
+        return self._queued
+
+    @property
+    def dropped_bytes(self) -> int:
+        """PCM dropped because the readers fell behind."""
+        return self._dropped
+
+    @property
+    def unread_bytes(self) -> int:
+        """PCM dropped because nobody read its channel, or the call was over."""
+        return self._unread
+
+    @property
+    def held_channels(self) -> frozenset[int]:
+        """Channels whose audio is kept for a reader now."""
+        return frozenset(self._channels)
+
+    def queued_bytes_on(self, channel_id: int) -> int:
+        """PCM held now on one channel."""
+        channel = self._channels.get(channel_id)
+        return 0 if channel is None else channel.queued
+
+    def counters(self) -> IncomingCounters:
+        return IncomingCounters(
+            received_bytes=self._received,
+            read_bytes=self._read,
+            queued_bytes=self._queued,
+            queued_chunks=self._chunks,
+            dropped_bytes=self._dropped,
+            unread_bytes=self._unread,
+        )
+
+    # ── the voice plane's side ──────────────────────────────────────────────────────────
+
+    def deliver(self, channel_id: int, pcm: bytes) -> None:
+        """Hold a chunk received on ``channel_id`` for its readers; never blocks.
+
+        Makes room by dropping (see the module docs); audio for a channel nobody reads, or
+        arriving after :meth:`close`, is dropped and counted as unread. Takes time in the
+        number of held channels, which only the application raises, not the server.
+        """
+        n = len(pcm)
+        if not n:
+            return
+        self._received += n
+        channel = self._channels.get(channel_id)
+        if channel is None or self._closed:
+            self._count_unread(n)
+            return
+        cost = n + CHUNK_CHARGE
+        if self._used + cost > self._capacity:
+            if cost > self._capacity:
+                self._count_dropped(channel, n)
+                return
+            self._make_room(cost)
+        channel.chunks.append(pcm)
+        channel.queued += n
+        self._queued += n
+        self._used += cost
+        self._chunks += 1
+        if channel.lot:
+            channel.lot.unpark()
+
+    def _make_room(self, cost: int) -> None:
+        slow = unread = 0
+        while self._used + cost > self._capacity:
+            victim = max(self._channels.values(), key=_queued_of)
+            n = len(self._pop(victim))
+            if victim.readers:
+                slow += n
+            else:
+                unread += n
+        if slow:
+            self._dropped += slow
+            self._log_slow(slow)
+        if unread:
+            self._unread += unread
+            self._log_unread(unread)
+
+    def _pop(self, channel: _Channel) -> bytes:
+        chunk = channel.chunks.popleft()
+        n = len(chunk)
+        channel.queued -= n
+        self._queued -= n
+        self._used -= n + CHUNK_CHARGE
+        self._chunks -= 1
+        return chunk
+
+    def _count_dropped(self, channel: _Channel, n: int) -> None:
+        if channel.readers:
+            self._dropped += n
+            self._log_slow(n)
+        else:
+            self._count_unread(n)
+
+    def _count_unread(self, n: int) -> None:
+        self._unread += n
+        self._log_unread(n)
+
+    def _log_slow(self, n: int) -> None:
+        report = self._slow_log.add(n)
+        if report:
+            logger.warning(
+                "%s: incoming audio read too slowly; dropped %d bytes since the last "
+                "warning, %d in all (budget %d bytes)",
+                self._label,
+                report,
+                self._dropped,
+                self._capacity,
+            )
+
+    def _log_unread(self, n: int) -> None:
+        report = self._unread_log.add(n)
+        if report:
+            logger.debug(
+                "%s: incoming audio nobody reads; dropped %d bytes since the last note, %d in all",
+                self._label,
+                report,
+                self._unread,
+            )
+
+    def close(self) -> None:
+        """The call is over: readers get what is queued, then ``EndOfChannel``. Idempotent.
+
+        Channels without an open stream (channel 0 included) drop what they hold.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for channel in list(self._channels.values()):
+            if not channel.readers:
+                self._retire(channel)
+            channel.lot.unpark_all()
+        if self._dropped or self._unread:
+            logger.debug(
+                "%s: incoming audio closed; %d bytes dropped (read too slowly), %d unread",
+                self._label,
+                self._dropped,
+                self._unread,
+            )
+
+    def _retire(self, channel: _Channel) -> None:
+        if self._channels.get(channel.channel_id) is channel:
+            del self._channels[channel.channel_id]
+        n = channel.queued
+        self._queued -= n
+        self._used -= n + CHUNK_CHARGE * len(channel.chunks)
+        self._chunks -= len(channel.chunks)
+        channel.chunks.clear()
+        channel.queued = 0
+        if n:
+            self._count_unread(n)
+
+    # ── the readers' side ───────────────────────────────────────────────────────────────
+
+    def stream(self, channel_id: int = PRIMARY_CHANNEL) -> IncomingReceiver:
+        """A new receive channel of one channel id's chunks; the channel is held while open.
+
+        Several open receivers of one channel share (split) its chunks, each chunk going to
+        one of them, as trio channel clones do. Close each one when done.
+        """
+        channel_id = check_channel_id(channel_id)
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            channel = self._channels[channel_id] = _Channel(channel_id)
+        return IncomingReceiver(self, channel)
+
+    def _take(self, channel: _Channel) -> bytes:
+        chunk = self._pop(channel)
+        self._read += len(chunk)
+        return chunk
+
+    def _release(self, channel: _Channel) -> None:
+        channel.readers -= 1
+        if not channel.readers and (self._closed or channel.channel_id != PRIMARY_CHANNEL):
+            self._retire(channel)
+        # Wakes the closed receiver's waiting tasks (the others look again and wait on).
+        channel.lot.unpark_all()
+
+
+def _queued_of(channel: _Channel) -> int:
+    return channel.queued
+
+
+class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
+    """A receive channel of one channel id's incoming chunks (:meth:`IncomingAudio.stream`).
+
+    Ends with ``EndOfChannel`` once the call is over and the channel is drained. Clones
+    share the chunks; closing one leaves the others open.
+    """
+
+    def __init__(self, owner: IncomingAudio, channel: _Channel) -> None:
+        self._owner = owner
+        self._channel = channel
+        self._closed = False
+        channel.readers += 1
+
+    @property
+    def channel_id(self) -> int:
+        return self._channel.channel_id
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<IncomingReceiver channel {self._channel.channel_id} {state}>"
+
+    def receive_nowait(self) -> bytes:
+        """The oldest chunk held, or ``trio.WouldBlock``; ``EndOfChannel`` when drained at end."""
+        if self._closed:
+            raise trio.ClosedResourceError("this audio receiver was closed")
+        if self._channel.chunks:
+            return self._owner._take(self._channel)
+        if self._owner._closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> bytes:
+        """The oldest chunk held, waiting for one; ``EndOfChannel`` when drained at end."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            chunk = self.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            raise
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return chunk
+        while True:
+            # Woken by a delivery, a close, or another receiver's close: look again.
+            await self._channel.lot.park()
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                pass
+
+    def clone(self) -> IncomingReceiver:
+        """Another receiver of the same channel, sharing its chunks."""
+        if self._closed:
+            raise trio.ClosedResourceError("this audio receiver was closed")
+        return IncomingReceiver(self._owner, self._channel)
+
+    def close(self) -> None:
+        """Close this receiver; once a channel other than 0 has none open, it holds nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._owner._release(self._channel)
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+
+OpenChannel = Callable[[], Awaitable[IncomingReceiver | trio.MemoryReceiveChannel[bytes]]]
+"""Opens the voice plane if needed and returns a new receiver, which the stream owns.
+
+A ``MemoryReceiveChannel`` is the voice connection's own channel from before
+:class:`IncomingAudio` (transitional): the stream reads a clone of it and never closes it.
+"""
 
 
 class AudioStream(trio.abc.ReceiveChannel[bytes]):
     """PCM chunks of one audio channel of a call; ends (``EndOfChannel``) when the call ends.
 
-    Each stream is its own clone of the call's channel: closing it does not affect other
+    ``call.audio_stream()`` is synchronous so that ``async for chunk in call.audio_stream():``
+    reads like any other channel loop; the voice WebSocket it needs is opened by the first
+    ``receive`` (or eagerly by ``await call.audio_stream()``, which surfaces connection
+    errors at that line instead of inside the loop).
+
+    Each stream is its own receiver of the call's channel: closing it does not affect other
     streams, and several open streams share (split) the chunks, as trio channel clones do.
     """
 
     def __init__(self, channel_id: int, open_channel: OpenChannel) -> None:
         self.channel_id = channel_id
         self._open_channel = open_channel
-        self._channel: trio.MemoryReceiveChannel[bytes] | None = None
+        self._channel: IncomingReceiver | trio.MemoryReceiveChannel[bytes] | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -52,13 +509,26 @@ class AudioStream(trio.abc.ReceiveChannel[bytes]):
     async def open(self) -> AudioStream:
         """Open the call's voice plane now (it otherwise opens on the first receive)."""
         if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("this audio stream was closed")
+        if self._channel is not None:
+            await trio.lowlevel.checkpoint()
+            return self
+        opened = await self._open_channel()
+        if isinstance(opened, trio.MemoryReceiveChannel):
+            opened = opened.clone()
+        self._adopt(opened)
+        return self
+
+    def _adopt(self, receiver: IncomingReceiver | trio.MemoryReceiveChannel[bytes]) -> None:
+        # Closed while the voice plane opened, or a concurrent open won: not needed.
+        if self._closed:
+            receiver.close()
             raise trio.ClosedResourceError("this audio stream was closed")
         if self._channel is None:
-            channel = await self._open_channel()
-            # A concurrent open may have won while we waited; keep the first clone.
-            if self._channel is None:
-                self._channel = channel.clone()
-        return self
+            self._channel = receiver
+        else:
+            receiver.close()
 
     def __await__(self) -> Generator[Any, None, AudioStream]:
         return self.open().__await__()
@@ -93,6 +563,5 @@ class AudioStream(trio.abc.ReceiveChannel[bytes]):
     async def aclose(self) -> None:
         self._closed = True
         if self._channel is not None:
-            await self._channel.aclose()
-        else:
-            await trio.lowlevel.checkpoint()
+            self._channel.close()
+        await trio.lowlevel.checkpoint()
