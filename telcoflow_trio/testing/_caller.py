@@ -251,12 +251,14 @@ class SimulatedCall:
 
     async def wait_heard(self, nbytes: int) -> bytes:
         """Until at least ``nbytes`` of channel-0 agent audio has arrived; returns it all."""
+        await trio.lowlevel.checkpoint()  # also when it has arrived already
         while len(self._heard) < nbytes:
             await self._heard_changed.wait()
         return self.heard
 
     async def wait_spoken(self) -> None:
         """Until everything the caller was given to say has been sent."""
+        await trio.lowlevel.checkpoint()  # also when it has been sent already
         while not self.terminated.is_set() and (
             self._speech or self._pending_sources or not self.live.is_set()
         ):
@@ -296,6 +298,8 @@ class SimulatedCall:
         """Cut the voice connection without a close frame; the call itself stays up."""
         if self.voice_link is not None:
             await self.voice_link.abort()
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def send_malformed(self, kinds: Iterable[str] | None = None) -> list[str]:
         """Send malformed voice frames (all kinds by default); returns the kinds sent."""
@@ -360,6 +364,8 @@ class SimulatedCall:
         return chunk
 
     async def wait_speech(self) -> None:
+        """Until the caller has something to say (once per burst of speech, not per frame)."""
+        await trio.lowlevel.checkpoint()
         while not self._speech:
             await self._speech_changed.wait()
 

@@ -115,6 +115,8 @@ class Link:
             data = await self.ws.get_message()
         except ConnectionClosed:
             self.closed.set()
+            # get_message() raises at once on a connection already closed.
+            await trio.lowlevel.checkpoint()
             return None
         self._log.append(self._clock.now(), self.plane, self.name, "in", data)
         return data

@@ -159,6 +159,8 @@ class AgentRunner:
                 raise
         finally:
             self.done.set()
+        # An agent that fails at once reaches no checkpoint above.
+        await trio.lowlevel.checkpoint()
 
     def stop(self) -> None:
         self.scope.cancel()
@@ -198,6 +200,7 @@ def _open_sockets() -> int | None:
 
 async def _until(predicate: Callable[[], bool], seconds: float) -> bool:
     """Poll ``predicate`` for up to ``seconds``; whether it became true."""
+    await trio.lowlevel.checkpoint()  # also when it is true already
     with trio.move_on_after(seconds):
         # Polling, because the conditions span objects with no common event to wait on.
         while not predicate():  # noqa: ASYNC110
@@ -221,6 +224,7 @@ class _Player:
         self.played.played_steps.append((self.sandbox.clock.now(), what))
 
     async def step(self, step: Step) -> None:
+        await trio.lowlevel.checkpoint()  # several steps only set a switch
         sim = self.sim
         link_open = sim.voice_link is not None and sim.voice_link.is_open
         match step:

@@ -206,6 +206,7 @@ class Sandbox:
 
     async def wait_for(self, predicate: Any) -> None:
         """Wait until ``predicate()`` is true; it is re-checked after every state change."""
+        await trio.lowlevel.checkpoint()  # also when it is true already
         while not predicate():
             await self.hub.changed.wait()
 
@@ -223,6 +224,7 @@ class Sandbox:
     async def drop_control_connections(self, sm_ws_id: str | None = None) -> int:
         """Cut control connections without a close frame, as a network failure would:
         all of them, or the one with ``sm_ws_id``. Returns how many were cut."""
+        await trio.lowlevel.checkpoint()  # before choosing: there may be none to cut
         conns = [c for c in self.hub.connections if sm_ws_id is None or c.sm_ws_id == sm_ws_id]
         links = {c.link for c in conns}
         if sm_ws_id is None:
@@ -347,6 +349,7 @@ class Sandbox:
         with trio.move_on_after(1):
             for link in list(self._links):
                 await link.finished.wait()
+        await trio.lowlevel.checkpoint()  # there may have been no link to wait for
 
 
 async def _reject(request: WebSocketRequest, status: int, message: str) -> None:

@@ -138,6 +138,7 @@ def _is_upgrade(request: h11.Request) -> bool:
 
 
 async def _next_event(conn: h11.Connection, stream: trio.abc.Stream, raw: bytearray) -> object:
+    await trio.lowlevel.checkpoint()  # the event may be buffered already (body, pipelining)
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
@@ -188,6 +189,7 @@ async def _serve(
     on_websocket: WsHandler,
     drop_pongs: Callable[[], bool] | None = None,
 ) -> None:
+    await trio.lowlevel.checkpoint()  # several early returns come from except clauses
     stream: trio.abc.Stream = tcp
     peer = Peer(cert_verified=False, tls=False)
     if ssl_context is not None:

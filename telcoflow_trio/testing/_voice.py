@@ -216,6 +216,7 @@ class VoiceConnection:
         timeout = cmd.timeout_ms / 1000
         if behaviour.outcome is ConnectOutcome.FAILED:
             self._finish(cmd, _Result(False, behaviour.error_code, behaviour.error_message))
+            await trio.lowlevel.checkpoint()
             return
         if behaviour.outcome is ConnectOutcome.ANSWERED:
             wait = min(behaviour.answer_after, ring)

@@ -228,6 +228,7 @@ class CallScenarios(RuleBasedStateMachine):
 
         async def say() -> None:
             call.say(speech)
+            await trio.lowlevel.checkpoint()
 
         self.run(say, self.step_seconds)
 
@@ -242,6 +243,8 @@ class CallScenarios(RuleBasedStateMachine):
             if call.voice_link is not None and call.voice_link.is_open:
                 self.note(call, repr(error))
                 await call.inject_error(error.code, error.message)
+            else:
+                await trio.lowlevel.checkpoint()
 
         self.run(inject, self.step_seconds)
 
@@ -254,6 +257,7 @@ class CallScenarios(RuleBasedStateMachine):
     def stall_pulls(self, call: SimulatedCall, seconds: float) -> None:
         async def stall() -> None:
             call.stall_pulls(seconds)
+            await trio.lowlevel.checkpoint()
 
         self.note(call, f"the server stops pulling for {seconds:g} s")
         self.run(stall, self.step_seconds)
@@ -267,6 +271,8 @@ class CallScenarios(RuleBasedStateMachine):
             live = self.sandbox.control_connections
             if live:
                 await self.sandbox.drop_control_connections(live[which % len(live)].sm_ws_id)
+            else:
+                await trio.lowlevel.checkpoint()
 
         self.run(drop, self.step_seconds)
 
@@ -307,6 +313,7 @@ class CallScenarios(RuleBasedStateMachine):
             with trio.move_on_after(60):
                 for agent in self.agents:
                     await agent.done.wait()
+            await trio.lowlevel.checkpoint()
 
         if any(not agent.done.is_set() for agent in self.agents):
             self.run(stop)
