@@ -20,7 +20,7 @@ import trio
 from ._scope import TaskScope
 from ._validate import check_timeout
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
-from .audio.incoming import check_channel_id
+from .audio.incoming import IncomingAudio, IncomingReceiver, check_channel_id
 from .config import CallAudioConfig, SessionManagerConfig
 from .enums import CallEvent, CallState, CloseReason
 from .errors import (
@@ -143,6 +143,7 @@ class Call:
         self._voice: VoiceConnection | None = None
         self._voice_scope: trio.CancelScope | None = None
         self._buffer = SendAudioBuffer.from_config(audio)
+        self._incoming = IncomingAudio.from_config(audio, label=f"call {doc.id}")
         self._terminated = trio.Event()
         self._events_in, self.events = trio.open_memory_channel[CallTerminated | CallError](
             EVENT_BUFFER
@@ -204,6 +205,7 @@ class Call:
         logger.info("call %s over (%s)", self.id, self._machine.end_reason)
         self._terminated.set()
         self._events_in.close()
+        self._incoming.close()
         if self._voice is not None:
             self._voice.servicer.close()
         else:
@@ -341,6 +343,7 @@ class Call:
             self._tls,
             self._buffer,
             self._on_event,
+            self._incoming,
         )
         self._voice = connection
         self._pulse()
@@ -616,7 +619,12 @@ class Call:
     @property
     def incoming_audio_dropped_bytes(self) -> int:
         """Incoming audio dropped because ``audio_stream`` was read too slowly."""
-        return 0 if self._voice is None else self._voice.audio_dropped_bytes
+        return self._incoming.dropped_bytes
+
+    @property
+    def incoming_audio_unread_bytes(self) -> int:
+        """Incoming audio dropped because nobody had opened a stream for its channel."""
+        return self._incoming.unread_bytes
 
     @property
     def command_rtts(self) -> Sequence[float]:
@@ -631,9 +639,9 @@ class Call:
         """
         channel_id = check_channel_id(channel_id)
 
-        async def open_channel() -> trio.MemoryReceiveChannel[bytes]:
-            connection = await self._live()
-            return connection.audio_stream(channel_id)
+        async def open_channel() -> IncomingReceiver:
+            await self._live()
+            return self._incoming.stream(channel_id)
 
         return AudioStream(channel_id, open_channel)
 

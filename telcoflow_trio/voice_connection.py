@@ -2,8 +2,8 @@
 
 :meth:`VoiceConnection.run` is started with ``nursery.start()`` and returns once the
 socket is open. It owns one reader task, which never blocks on the application: incoming
-audio goes into bounded per-channel channels (when one is full its oldest chunk is dropped,
-counted and logged), pull requests go to the :class:`PullServicer`, command responses to
+audio goes into the call's :class:`IncomingAudio` (one byte budget for all channels: the
+oldest audio is dropped, counted and logged when it is full), pull requests go to the :class:`PullServicer`, command responses to
 their waiters, call events to ``on_event``. Every write goes through
 :meth:`MessageSocket.send`, so no frame is ever cut in half. A keep-alive pings the server
 as the reference client does (every 20 s, 20 s to answer): a half-dead socket ends at that
@@ -26,7 +26,7 @@ from ._replies import Replies
 from ._transport import Connector, MessageSocket, SocketClosed, keep_alive, open_websocket
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from .audio import PullServicer, SendAudioBuffer
-from .audio.incoming import check_channel_id
+from .audio.incoming import DEFAULT_CAPACITY, IncomingAudio, IncomingReceiver, check_channel_id
 from .errors import WSSCallClosedError, WSSConnectionError
 from .protocol import Unrecognised, voice
 from .results import CommandResult
@@ -35,8 +35,6 @@ __all__ = ["VoiceConnection", "VoicePlane", "VoiceTimeouts"]
 
 logger = logging.getLogger(__name__)
 
-AUDIO_QUEUE_CHUNKS: Final = 500
-"""Incoming chunks kept per channel for a slow reader (10 s of 20 ms frames)."""
 RTT_SAMPLES: Final = 256
 MESSAGE_QUEUE: Final = 32
 """Messages trio-websocket may hold for our reader. The reader never waits on the
@@ -71,7 +69,7 @@ class VoiceConnection:
         buffer: SendAudioBuffer,
         on_event: Callable[[voice.CallEventFrame], None],
         *,
-        audio_queue_chunks: int = AUDIO_QUEUE_CHUNKS,
+        incoming: IncomingAudio | None = None,
         timeouts: VoiceTimeouts | None = None,
         connect: Connector = open_websocket,
     ) -> None:
@@ -84,16 +82,10 @@ class VoiceConnection:
         self._ws: MessageSocket | None = None
         self._closed = False
         self._replies: Replies[voice.CommandResponse] = Replies(_PLANE)
-        self._audio_queue_chunks = audio_queue_chunks
-        self._audio: dict[
-            int, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
-        ] = {}
+        self._incoming = IncomingAudio(DEFAULT_CAPACITY) if incoming is None else incoming
         self.servicer = PullServicer(
             buffer, send_frame=self._write, send_interrupt=self._send_interrupt
         )
-        self.audio_dropped_bytes = 0
-        """Incoming audio dropped because a channel's reader fell behind."""
-        self.audio_received_bytes = 0
         self.command_rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
         """Round-trip times (s) of the latest commands."""
 
@@ -133,8 +125,7 @@ class VoiceConnection:
         self._ws = None
         self.servicer.close()
         self._replies.fail_all()
-        for send, _ in self._audio.values():
-            send.close()
+        self._incoming.close()
 
     async def aclose(self) -> None:
         """Close the socket politely (close frame, bounded wait)."""
@@ -164,7 +155,7 @@ class VoiceConnection:
                 if type(data) is bytes and len(data) > 1:
                     # Audio is most of the traffic: decoded inline, without a frame object.
                     # Anything shorter goes to the decoder, which says why it is ignored.
-                    self._deliver_audio(data[0], data[1:])
+                    self._incoming.deliver(data[0], data[1:])
                     continue
                 frame = voice.decode_server_frame(data)
                 if isinstance(frame, voice.BufferRequest):
@@ -184,45 +175,14 @@ class VoiceConnection:
             self._shut()
             scope.cancel()
 
-    def _channel(
-        self, channel_id: int
-    ) -> tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]:
-        pair = self._audio.get(channel_id)
-        if pair is None:
-            pair = trio.open_memory_channel[bytes](self._audio_queue_chunks)
-            if self._closed:
-                pair[0].close()
-            self._audio[channel_id] = pair
-        return pair
+    @property
+    def audio_dropped_bytes(self) -> int:
+        """Incoming audio dropped because a channel's reader fell behind."""
+        return self._incoming.dropped_bytes
 
-    def _deliver_audio(self, channel_id: int, pcm: bytes) -> None:
-        send, receive = self._channel(channel_id)
-        self.audio_received_bytes += len(pcm)
-        try:
-            send.send_nowait(pcm)
-        except trio.WouldBlock:
-            # The reader must not stall: make room by dropping the oldest chunk.
-            try:
-                dropped = receive.receive_nowait()
-                self.audio_dropped_bytes += len(dropped)
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                pass
-            try:
-                send.send_nowait(pcm)
-            except trio.WouldBlock:
-                self.audio_dropped_bytes += len(pcm)
-            if self.audio_dropped_bytes and self.audio_dropped_bytes % 48_000 < len(pcm):
-                logger.warning(
-                    "voice plane: audio reader too slow on channel %d; %d bytes dropped so far",
-                    channel_id,
-                    self.audio_dropped_bytes,
-                )
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.audio_dropped_bytes += len(pcm)
-
-    def audio_stream(self, channel_id: int = 0) -> trio.MemoryReceiveChannel[bytes]:
-        """The receive channel of a channel's PCM chunks (ends when the call ends)."""
-        return self._channel(check_channel_id(channel_id))[1]
+    def audio_stream(self, channel_id: int = 0) -> IncomingReceiver:
+        """A receiver of a channel's PCM chunks (ends when the call ends)."""
+        return self._incoming.stream(check_channel_id(channel_id))
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
@@ -289,7 +249,15 @@ class VoicePlane:
         tls: ssl.SSLContext | None,
         buffer: SendAudioBuffer,
         on_event: Callable[[voice.CallEventFrame], None],
+        incoming: IncomingAudio | None = None,
     ) -> VoiceConnection:
         return VoiceConnection(
-            url, token, tls, buffer, on_event, timeouts=self.timeouts, connect=self.connect
+            url,
+            token,
+            tls,
+            buffer,
+            on_event,
+            incoming=incoming,
+            timeouts=self.timeouts,
+            connect=self.connect,
         )
