@@ -25,8 +25,9 @@ Counted (every count should be 0):
   received still up, or a session still bound to a connection.
 - ``unserved_calls``: a caller who gave up ringing (never answered, never told) although
   agents were running all along.
-- ``calls_served_twice``: a second handler ran for a call (no agent here crashes, so no
-  call needs a failover: a clean stop closes its calls).
+- ``calls_served_twice``: a second handler ran for a call whose voice socket was never
+  cut (no agent here crashes, so no such call needs a failover: a clean stop closes its
+  calls, a control blip leaves them with their holder).
 
 Run ``python bench/lifecycle_fuzz.py --quick`` for a smoke run; the last line printed
 is a JSON summary; the exit code is 1 if any count is not 0.
@@ -83,6 +84,8 @@ QUIET_BEFORE_CHECK: Final = 1.5
 """An undisturbed echo is compared in full only if the caller stayed this long after
 speaking (the last echoed bytes are pulled at real-time pace)."""
 DOCUMENTED: Final = (tf.WSSError, trio.Cancelled)
+LEAVE_SECONDS: Final = 8.0
+"""Real seconds a judged round may take to close its sandbox and end its trio run."""
 
 
 # ── bookkeeping ─────────────────────────────────────────────────────────────────────────
@@ -98,6 +101,10 @@ class Counts:
     faults: Counter[str] = field(default_factory=Counter)
     checked: Counter[str] = field(default_factory=Counter)
     """How many calls' audio was compared, and how (``full`` or ``prefix``)."""
+    endings: Counter[str] = field(default_factory=Counter)
+    """How the calls ended on the server (``ended_by``, or the state of those not ended)."""
+    judged: threading.Event = field(default_factory=threading.Event)
+    """Set (from the round's thread) once the round has been judged."""
 
     def add(self, kind: str, example: str, n: int = 1) -> None:
         self.counts[kind] += n
@@ -109,6 +116,7 @@ class Counts:
         self.counts.update(other.counts)
         self.faults.update(other.faults)
         self.checked.update(other.checked)
+        self.endings.update(other.endings)
         self.calls += other.calls
         for kind, found in other.examples.items():
             for example in found:
@@ -178,6 +186,9 @@ class Agent:
         self.manual = manual
         """Claims sessions itself (``open_session``), some claims cut short at random,
         instead of running ``serve_calls``."""
+        self.cancel_next_life_after: float | None = None
+        """Cancel the next life this many seconds after it starts: while the manager is
+        still entering (the sandbox delays setup.done at times), or soon after."""
         self.scope: trio.CancelScope | None = None
         self.sm: tf.SessionManager | None = None
         self.up = trio.Event()
@@ -205,6 +216,9 @@ class Agent:
         config = self.round.sandbox.config(sample_rate=RATE)
         backoff = Backoff(first=0.05, maximum=0.5, rng=random.Random(self.round.rng.random()))
         with trio.CancelScope() as self.scope:
+            if self.cancel_next_life_after is not None:
+                self.scope.deadline = trio.current_time() + self.cancel_next_life_after
+                self.cancel_next_life_after = None
             if self.retired.is_set():
                 # Retired between two lives: stop() cancelled the previous scope.
                 self.scope.cancel()
@@ -334,9 +348,17 @@ HANDLER_FLOWS: Final[dict[str, Callable[[Round, tf.Call, CallPlan | None], Await
 
 class Round:
     def __init__(
-        self, sandbox: Sandbox, seed: int, calls: int, managers: int, counts: Counts, faults: bool
+        self,
+        sandbox: Sandbox,
+        clock: trio.testing.MockClock,
+        seed: int,
+        calls: int,
+        managers: int,
+        counts: Counts,
+        faults: bool,
     ) -> None:
         self.sandbox = sandbox
+        self.clock = clock
         self.faults = faults
         self.rng = random.Random(seed)
         self.seed = seed
@@ -354,8 +376,9 @@ class Round:
             for i in range(calls)
         ]
         for plan in self.plans:
-            # Some callers hang up, others are still on the line when the agents stop.
-            plan.hang_up_at = plan.placed_at + self.rng.uniform(5.0, 12.0)
+            # Most callers hang up; the others are still on the line when the agents stop.
+            stays = self.rng.uniform(4.0, 7.0) if self.rng.random() < 0.6 else 14.0
+            plan.hang_up_at = plan.placed_at + stays
         self.plans.sort(key=lambda p: p.placed_at)
         self.by_call_id: dict[str, CallPlan] = {}
         self.agents = [Agent(f"agent-{i}", self, manual=i % 3 == 2) for i in range(managers)]
@@ -385,6 +408,11 @@ class Round:
             # Judged before the nursery is left: an agent that cannot be cancelled would
             # block that exit, and the round is then abandoned with this verdict.
             await self._judge()
+            self.counts.judged.set()
+            if self.counts.counts["hangs"]:
+                # A task that will never end may still have timers (a heartbeat): let the
+                # clock jump only after a real pause, or the abandoned thread would spin.
+                self.clock.autojump_threshold = 1.0
             agents.cancel_scope.cancel()
 
     async def _stop_agents(self) -> None:
@@ -439,10 +467,10 @@ class Round:
 
     async def _chaos(self) -> None:
         faults = (
-            (self._cut_voice, 0.6),
+            (self._cut_voice, 0.4),
             (self._cut_control, 0.25),
             (self._refuse_upgrade, 0.2),
-            (self._stop_an_agent, 0.15),
+            (self._stop_an_agent, 0.08),
             (self._slow_answers, 0.3),
         )
         async with trio.open_nursery() as nursery:
@@ -485,6 +513,7 @@ class Round:
         faults = self.sandbox.faults
         faults.response_delay = self.rng.choice((0.0, 0.0, 0.1, 0.3))
         faults.command_response_delay = self.rng.choice((0.0, 0.0, 0.2, 1.0))
+        faults.setup_done_delay = self.rng.choice((0.0, 0.0, 0.1, 0.3))
         self.counts.faults["slow_answers"] += 1
         await trio.lowlevel.checkpoint()
 
@@ -492,7 +521,11 @@ class Round:
         running = [a for a in self.agents if a.up.is_set() and not a.stopped.is_set()]
         if len(running) > 1:
             self.counts.faults["agents_stopped"] += 1
-            self.rng.choice(running).stop()
+            agent = self.rng.choice(running)
+            agent.stop()
+            if self.rng.random() < 0.5:
+                self.counts.faults["restarts_cancelled"] += 1
+                agent.cancel_next_life_after = self.rng.uniform(0.0, 0.4)
         await trio.lowlevel.checkpoint()
 
     # ── judging ─────────────────────────────────────────────────────────────────────
@@ -520,13 +553,18 @@ class Round:
                 self.note(f"session {session_id} still bound to {sm_ws_id}"),
             )
         for plan in self.plans:
+            if plan.sim is not None:
+                ended = plan.sim.ended_by
+                self.counts.endings[ended.value if ended is not None else plan.sim.state.value] += 1
             if len(plan.runs) > 1 and plan.sim is not None:
-                # No policy lets a second handler run here: a clean stop closes the
-                # call, a voice loss ends it, a control blip leaves it with its holder.
-                self.counts.add(
-                    "calls_served_twice",
-                    self.note(f"call {plan.sim.call_id}: handlers ran on {plan.runs}"),
-                )
+                if not plan.voice_cut:
+                    # No policy lets a second handler run here: a clean stop closes the
+                    # call, a control blip leaves it with its holder. (After a voice cut
+                    # another agent may fail over before the holder has ended the call.)
+                    self.counts.add(
+                        "calls_served_twice",
+                        self.note(f"call {plan.sim.call_id}: handlers ran on {plan.runs}"),
+                    )
                 continue
             self._judge_audio(plan)
 
@@ -628,9 +666,16 @@ def _mismatch(a: bytes, b: bytes) -> int:
     return min(len(a), len(b))
 
 
-async def play_round(seed: int, calls: int, managers: int, counts: Counts, faults: bool) -> None:
+async def play_round(
+    clock: trio.testing.MockClock,
+    seed: int,
+    calls: int,
+    managers: int,
+    counts: Counts,
+    faults: bool,
+) -> None:
     async with open_sandbox(time_scale=1.0, caller_frame_seconds=0.1) as sandbox:
-        await Round(sandbox, seed, calls, managers, counts, faults).run()
+        await Round(sandbox, clock, seed, calls, managers, counts, faults).run()
 
 
 # ── driving rounds ──────────────────────────────────────────────────────────────────────
@@ -646,15 +691,18 @@ def run_round(seed: int, calls: int, managers: int, timeout: float, faults: bool
     def target() -> None:
         clock = trio.testing.MockClock(autojump_threshold=0)
         try:
-            trio.run(play_round, seed, calls, managers, counts, faults, clock=clock)
+            trio.run(play_round, clock, seed, calls, managers, counts, faults, clock=clock)
         except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name=f"round {seed}", daemon=True)
     thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    counts.judged.wait(timeout)
+    thread.join(LEAVE_SECONDS if counts.judged.is_set() else 0)
+    if not counts.judged.is_set():
         counts.add("hangs", f"seed {seed}: the round did not end within {timeout:g} s")
+    elif thread.is_alive() and not counts.counts["hangs"]:
+        counts.add("hangs", f"seed {seed}: the round could not be left after it was judged")
     elif "error" in box:
         error = box["error"]
         kind = "undocumented_exceptions" if not documented(error) else "hangs"
@@ -711,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1),
         "faults": dict(total.faults),
         "audio_checked": dict(total.checked),
+        "endings": dict(total.endings),
         "counts": {kind: total.counts[kind] for kind in COUNTS},
     }
     print(json.dumps(summary))

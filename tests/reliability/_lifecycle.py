@@ -34,6 +34,7 @@ __all__ = [
     "run_isolated",
     "settle",
     "stranded_sessions",
+    "within",
 ]
 
 
@@ -90,6 +91,14 @@ async def poll(predicate: Callable[[], bool], seconds: float) -> bool:
             await trio.sleep(0.005)
         return True
     return predicate()
+
+
+async def within(seconds: float, wait: Callable[[], Awaitable[object]], failure: str) -> None:
+    """``await wait()`` for at most ``seconds``; past that, an AssertionError that says
+    ``failure`` (a policy not met reads better than a TooSlowError)."""
+    with trio.move_on_after(seconds) as scope:
+        await wait()
+    assert not scope.cancelled_caught, f"{failure} (waited {seconds:g} s)"
 
 
 async def settle(sandbox: Sandbox, seconds: float = 2.0) -> list[str]:

@@ -7,7 +7,9 @@ Each try is a fresh sandbox and agent in its own ``trio.run`` in a thread (a han
 cannot even be cancelled is then counted, not waited for), cancelled after a seeded
 random delay drawn over the flow's own duration, measured first on this machine. Tries
 cancel either the whole manager ("outer") or only the operation while the manager carries
-on ("inner"). Reproduce one with ``LIFECYCLE_SEED`` and the try's printed index.
+on ("inner"). ``LIFECYCLE_SEED`` changes the delays; one failed try is replayed with
+``python -c "from tests.reliability.test_cancel_anywhere import *;
+print(run_try(Try(0, 'claim', 'outer', 0.0435)))"`` (flow, where, delay in seconds).
 """
 
 from __future__ import annotations

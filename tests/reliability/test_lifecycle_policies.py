@@ -23,7 +23,7 @@ from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import EndedBy, Sandbox, SimulatedCall, TestSignal, open_sandbox
 
 from ._leaks import no_leaks, sdk_tasks
-from ._lifecycle import EchoAgent, fast_backoff, leftovers, poll, settle
+from ._lifecycle import EchoAgent, fast_backoff, leftovers, poll, settle, within
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SLOW_RECONNECT = Backoff(first=0.4, maximum=0.4, jitter=0.0)
@@ -74,15 +74,13 @@ async def test_p2_voice_loss_ends_the_call_for_the_handler_and_on_the_server() -
                 assert await stream.receive()
                 await sim.drop_voice()
                 # The handler sees the call over: the stream ends, waiting returns.
-                with trio.fail_after(3):
-                    await drain(stream)
-                    await call.wait_terminated()
+                await within(3, lambda: drain(stream), "the audio stream did not end")
+                await within(3, call.wait_terminated, "the call did not end for the handler")
                 # The server's call is ended at once, by closing its session over REST:
                 # not only when the scope is left.
-                with trio.fail_after(3):
-                    await sim.wait_terminated()
+                await within(3, sim.wait_terminated, "the server's call is still up")
                 assert sim.ended_by is EndedBy.SESSION_CLOSED
-                assert sandbox.sessions[session_id].state == "CLOSED"
+                assert sandbox.sessions[session_id].close_reason is tf.CloseReason.SDK_REQUEST
                 assert call.end_reason is tf.CallEndReason.VOICE_LOST  # type: ignore[attr-defined]
                 with pytest.raises(tf.WSSCallClosedError):
                     await call.send_audio(b"\x00\x00")
@@ -102,8 +100,7 @@ async def test_p2_voice_loss_under_serve_calls_ends_the_handler_and_the_call() -
                 sim = await sandbox.place_call(audio=TestSignal(seconds=30))
                 await sim.wait_heard(3200)
                 await sim.drop_voice()
-                with trio.fail_after(3):
-                    await sim.wait_terminated()
+                await within(3, sim.wait_terminated, "the server's call is still up")
                 assert sim.ended_by is EndedBy.SESSION_CLOSED
                 # The echo handler's loop ended by itself, with no error.
                 (run,) = agent.ran_for(sim.call_id)
@@ -125,12 +122,10 @@ async def test_p2_voice_loss_of_a_handed_off_answered_call_reopens_once_to_close
                     stream = await call.audio_stream()
                     assert await stream.receive()
                     await sim.drop_voice()
-                    with trio.fail_after(3):
-                        await drain(stream)
-                        await call.wait_terminated()
+                    await within(3, lambda: drain(stream), "the audio stream did not end")
+                    await within(3, call.wait_terminated, "the call did not end for its owner")
                     # The voice plane was reopened once, only to send call.close.
-                    with trio.fail_after(3):
-                        await sim.wait_terminated()
+                    await within(3, sim.wait_terminated, "the server's call is still up")
                     assert sim.ended_by is EndedBy.AGENT_CLOSE
                     assert sim.voice_connections == 2
                     assert [c.command for c in sim.commands] == ["call.answer", "call.close"]
@@ -150,9 +145,8 @@ async def test_p2_voice_loss_of_a_handed_off_unanswered_call_reopens_once_to_dis
                     await call.audio_stream()  # opens the voice plane, no answer
                     await sim.wait_voice_connected()
                     await sim.drop_voice()
-                    with trio.fail_after(3):
-                        await call.wait_terminated()
-                        await sim.wait_terminated()
+                    await within(3, call.wait_terminated, "the call did not end for its owner")
+                    await within(3, sim.wait_terminated, "the server's call is still up")
                     assert sim.ended_by is EndedBy.AGENT_DISCONNECT
                     assert sim.voice_connections == 2
                     assert [c.command for c in sim.commands] == ["call.disconnect"]
@@ -176,12 +170,11 @@ async def test_p6_refused_voice_upgrade_during_answer_ends_the_call_and_frees_th
                 with pytest.raises(tf.WSSCallClosedError):
                     await call.answer()
                 # The session is closed over REST at once: the caller is not left ringing.
-                with trio.fail_after(3):
-                    await sim.wait_terminated()
-                    assert await session.wait_closed() is tf.CloseReason.SDK_REQUEST
+                await within(3, sim.wait_terminated, "the caller is left on a live call")
+                await within(3, session.wait_closed, "the session is still open for the agent")
+                assert session.close_reason is tf.CloseReason.SDK_REQUEST
                 assert sim.ended_by is EndedBy.SESSION_CLOSED
                 assert sim.voice_connections == 0
-                assert not isinstance(info.value, tf.WSSCallClosedError)
                 assert info.value.status_code == 503  # type: ignore[attr-defined]
             assert await settle(sandbox) == []
 
@@ -196,8 +189,7 @@ async def test_p6_refused_voice_upgrade_while_leaving_an_unanswered_call_frees_t
                 # call.disconnect; that upgrade is refused.
                 sandbox.faults.refuse_voice = 1
             assert sandbox.faults.refuse_voice == 0, "the scope's exit never tried the voice plane"
-            with trio.fail_after(3):
-                await sim.wait_terminated()
+            await within(3, sim.wait_terminated, "the caller is left on a live call")
             assert sandbox.sessions[session_id].state == "CLOSED"
             assert await settle(sandbox) == []
 
@@ -226,14 +218,18 @@ async def test_p7_cancelled_claim_that_the_server_granted_is_closed_over_rest() 
             sim, session_id = await call_and_note(sandbox, sm)
             record = sandbox.sessions[session_id]
             sandbox.faults.response_delay = 0.3  # real seconds: the answer comes late
-            with trio.move_on_after(0.05) as claim:
+
+            async def claim() -> None:
                 async with sm.open_session(session_id):
                     raise AssertionError("the claim cannot succeed before its answer")
-            assert claim.cancelled_caught
-            # The server bound the session to us; its late answer says we won.
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(claim)
+                # The server has bound the session to us; its answer is on its way.
+                await sandbox.wait_for(lambda: record.bound is not None)
+                nursery.cancel_scope.cancel()
             assert record.bound_sm_ws_id == sm.sm_ws_id
-            with trio.fail_after(3):
-                await record.closed.wait()
+            await within(3, record.closed.wait, "the granted session is left bound to us")
             assert record.close_reason is tf.CloseReason.SDK_REQUEST
             assert sim.ended_by is EndedBy.SESSION_CLOSED
             sandbox.faults.response_delay = 0

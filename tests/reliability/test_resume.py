@@ -23,7 +23,7 @@ from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import EndedBy, Sandbox, SimulatedCall, TestSignal, open_sandbox
 
 from ._leaks import sdk_tasks
-from ._lifecycle import EchoAgent, fast_backoff, poll, settle
+from ._lifecycle import EchoAgent, fast_backoff, poll, settle, within
 
 SPEECH = TestSignal(seconds=20)  # two real seconds at the sandbox's time_scale=10
 
@@ -49,9 +49,11 @@ def holder_of(sim: SimulatedCall, running: dict[str, EchoAgent]) -> EchoAgent:
 
 async def echoed_in_full(sim: SimulatedCall) -> None:
     """Until the caller has said everything and heard all of it back; then compare."""
-    with trio.fail_after(5):
-        await sim.wait_spoken()
-        await sim.wait_heard(len(sim.spoken))
+    await within(5, sim.wait_spoken, "the caller could not say everything")
+    spoken = len(sim.spoken)
+    with trio.move_on_after(5):
+        await sim.wait_heard(spoken)
+    assert len(sim.heard) >= spoken, f"the caller heard {len(sim.heard)} of {spoken} bytes back"
     assert sim.heard == bytes(sim.spoken), "the echo lost, added or reordered audio"
 
 
