@@ -131,6 +131,11 @@ class TaskScope:
             if _only_cancelled(internal):
                 # An outer cancellation reaching our tasks: the block's exception carries on.
                 return  # noqa: ASYNC910 (private scope; exiting the nursery waits for its tasks)
+            if isinstance(exc, trio.Cancelled):
+                # The block was most likely cancelled by our nursery because a task failed.
+                # Its Cancelled must not go on: the nursery's scope it belongs to has just
+                # been exited, so nothing would catch it and it would escape trio.run.
+                raise internal
             logger.error(
                 "%s: internal task failed while the block raised %s",
                 self._owner,

@@ -264,7 +264,8 @@ class SessionManager:
         if the late answer says we won, the session is closed over REST."""
         box: list[control.Response | Exception] = []
         answered = trio.Event()
-        abandoned = False
+        caller_left = trio.Event()
+        taken = False
 
         async def claim() -> None:  # noqa: ASYNC910 (private task body)
             try:
@@ -273,8 +274,12 @@ class SessionManager:
                 box.append(exc)
             finally:
                 answered.set()
+            # Decide only once the caller has taken the answer or left: a cancellation that
+            # lands in the same scheduling batch as the answer wakes the caller after this
+            # task has run, so a flag set by the caller's handler would be read too early.
+            await caller_left.wait()
             result = box[0]
-            if abandoned and isinstance(result, control.Response) and result.ok:
+            if not taken and isinstance(result, control.Response) and result.ok:
                 logger.info("session %s: claim won after its caller left; closing it", session_id)
                 with trio.move_on_after(CLEANUP_DEADLINE):
                     try:
@@ -286,9 +291,9 @@ class SessionManager:
         self._scope.start_soon(claim, name=f"claim {session_id}")
         try:
             await answered.wait()
-        except BaseException:
-            abandoned = True
-            raise
+            taken = True
+        finally:
+            caller_left.set()
         result = box[0]
         if isinstance(result, Exception):
             raise result

@@ -3,11 +3,11 @@
 :meth:`VoiceConnection.run` is started with ``nursery.start()`` and returns once the
 socket is open. It owns one reader task, which never blocks on the application: incoming
 audio goes into the call's :class:`IncomingAudio` (one byte budget for all channels: the
-oldest audio is dropped, counted and logged when it is full), pull requests go to the :class:`PullServicer`, command responses to
-their waiters, call events to ``on_event``. Every write goes through
-:meth:`MessageSocket.send`, so no frame is ever cut in half. A keep-alive pings the server
-as the reference client does (every 20 s, 20 s to answer): a half-dead socket ends at that
-deadline, and its end looks like any lost socket to the call.
+oldest audio is dropped, counted and logged when it is full), pull requests go to the
+:class:`PullServicer`, command responses to their waiters, call events to ``on_event``.
+Every write goes through :meth:`MessageSocket.send`, so no frame is ever cut in half. A
+keep-alive pings the server as the reference client does (every 20 s, 20 s to answer): a
+half-dead socket ends at that deadline, and its end looks like any lost socket to the call.
 """
 
 from __future__ import annotations

@@ -179,6 +179,10 @@ class CallMachine:
         raise self._refuse("open_voice")
 
     def voice_opened(self) -> list[Action]:
+        if self.over:
+            # It ended while the socket opened (call.terminated read before the opener
+            # resumed, or the owner gave up): StopVoice has been returned already.
+            return []
         if self.phase is not CallPhase.OPENING:
             raise self._refuse("voice_opened")
         self.phase = CallPhase.LIVE
@@ -186,6 +190,8 @@ class CallMachine:
 
     def voice_failed(self, status: int | None) -> list[Action]:
         """Opening failed; ``status`` is the HTTP status of a refused upgrade, if any."""
+        if self.over:
+            return []  # it ended another way meanwhile
         if self.phase is not CallPhase.OPENING:
             raise self._refuse("voice_failed")
         if status == _GONE:

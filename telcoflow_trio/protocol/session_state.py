@@ -132,6 +132,12 @@ class SessionMachine:
             # session bound to us, so it is closed over REST.
             self.phase = SessionPhase.CLOSING
             return [CloseOverRest()]
+        if self.phase is SessionPhase.CLOSING:
+            # An earlier close was cut short (``session.close()`` cancelled while it told the
+            # server): do it again, or the session stays bound to us, unserved. Both actions
+            # are safe to repeat (a settled call does nothing; a REST close of a closed
+            # session is refused and logged).
+            return [EndCall()] if self.has_call else [CloseOverRest()]
         return []
 
     def close_requested(self) -> list[SessionAction]:

@@ -275,3 +275,29 @@ def test_a_session_left_before_its_call_is_closed_over_rest() -> None:
     assert machine.scope_ended() == [CloseOverRest()]
     machine.rest_closed()
     assert machine.closed and machine.close_reason is CloseReason.SDK_REQUEST
+
+
+def test_a_close_cut_short_is_done_again_when_the_scope_ends() -> None:
+    # session.close() cancelled while its REST close (or its call's end) was in flight.
+    waiting = SessionMachine()
+    waiting.ready()
+    assert waiting.close_requested() == [CloseOverRest()]
+    assert waiting.scope_ended() == [CloseOverRest()]
+    with_call = SessionMachine()
+    with_call.call_in()
+    assert with_call.close_requested() == [EndCall()]
+    assert with_call.scope_ended() == [EndCall()]
+
+
+def test_a_call_that_ends_while_its_voice_socket_opens_stays_ended() -> None:
+    # call.terminated read before the opener resumes, or a refusal after the owner gave up.
+    opened = CallMachine()
+    opened.open_voice()
+    opened.terminated()
+    assert opened.voice_opened() == []
+    assert opened.phase is CallPhase.ENDED
+    refused = CallMachine()
+    refused.open_voice()
+    refused.give_up()
+    assert refused.voice_failed(503) == []
+    assert refused.phase is CallPhase.ENDING
