@@ -65,6 +65,9 @@ CLOSE_DEADLINE: Final = 15.0
 END_ON_SERVER_DEADLINE: Final = 10.0
 """How long ending a call without its voice socket (REST, or a fresh socket) may take."""
 _LEAVE_WAIT: Final = voice.CommandName.CLOSE.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS
+_SETTLE_CLOSE_WAIT: Final = 5.0
+"""How long leaving a scope waits for the answer to its close before ending the call
+without the voice socket (the cleanup deadline must leave room for that)."""
 _GONE: Final = 410
 _CONFLICT: Final = 409
 
@@ -549,18 +552,26 @@ class Call:
         The owner bounds this with its cleanup deadline and shields it.
         """
         machine = self._machine
+        close_sent = False
         try:
             while not machine.settled:
                 phase = self._phase()
-                if phase in (CallPhase.LIVE, CallPhase.NEW):
+                if phase is CallPhase.NEW:
                     await self._carry_out(machine.scope_ended())
-                elif phase is CallPhase.CLOSING:
-                    # A close cancelled while waiting: its answer or the call's end should
-                    # come; if not within the command's deadline, end it without the socket.
-                    with trio.move_on_after(_LEAVE_WAIT):
-                        while self._phase() is CallPhase.CLOSING:
-                            await self._changed.wait()
-                    if self._phase() is CallPhase.CLOSING:
+                elif phase is CallPhase.LIVE and not close_sent:
+                    close_sent = True
+                    with trio.move_on_after(_SETTLE_CLOSE_WAIT):
+                        await self._carry_out(machine.scope_ended())
+                elif phase in (CallPhase.LIVE, CallPhase.CLOSING):
+                    # A close refused, unanswered, or cancelled while it waited (then its
+                    # answer or the call's end may still come): past a short wait, end the
+                    # call without its socket rather than spend the cleanup deadline on it.
+                    if not close_sent:
+                        close_sent = True
+                        with trio.move_on_after(_SETTLE_CLOSE_WAIT):
+                            while self._phase() is CallPhase.CLOSING:
+                                await self._changed.wait()
+                    if self._phase() in (CallPhase.LIVE, CallPhase.CLOSING):
                         await self._carry_out(machine.give_up())
                 elif phase is CallPhase.ENDING and not self._ending_task:
                     await self._carry_out([EndOnServer()])
