@@ -25,7 +25,7 @@ Counted (every count should be 0):
   received still up, or a session still bound to a connection.
 - ``unserved_calls``: a caller who gave up ringing (never answered, never told) although
   agents were running all along.
-- ``calls_served_twice``: a second handler ran for a call whose voice socket was never
+- ``calls_served_twice``: a second agent answered a call whose voice socket was never
   cut (no agent here crashes, so no such call needs a failover: a clean stop closes its
   calls, a control blip leaves them with their holder).
 
@@ -169,8 +169,8 @@ class CallPlan:
     """For an interrupted call: exactly what the caller must end up hearing."""
     played_out_at: float | None = None
     speech_done_at: float | None = None
-    runs: list[str] = field(default_factory=list)
-    """The agents whose handler ran for this call, in order."""
+    answered_by: list[str] = field(default_factory=list)
+    """The agents whose handler answered this call, in order."""
 
 
 # ── the agents ──────────────────────────────────────────────────────────────────────────
@@ -274,9 +274,8 @@ class Agent:
         kind = HANDLERS[zlib.crc32(call.id.encode()) % len(HANDLERS)]
         if plan is not None:
             plan.handler = plan.handler or kind
-            plan.runs.append(self.name)
         try:
-            await HANDLER_FLOWS[kind](self.round, call, plan)
+            await HANDLER_FLOWS[kind](Turn(self.round, plan, self.name), call)
         except BaseException as exc:
             if not documented(exc):
                 self.round.counts.add(
@@ -285,23 +284,41 @@ class Agent:
             raise
 
 
-async def echo_flow(round_: Round, call: tf.Call, plan: CallPlan | None) -> None:
-    if not await call.answer():
+@dataclass
+class Turn:
+    """One handler run: the round, the call's plan (None for a call the round did not
+    place), and the agent running it."""
+
+    round: Round
+    plan: CallPlan | None
+    agent: str
+
+    async def answer(self, call: tf.Call) -> bool:
+        answered = bool(await call.answer())
+        plan = self.plan
+        if answered and plan is not None and self.agent not in plan.answered_by:
+            plan.answered_by.append(self.agent)
+        return answered
+
+
+async def echo_flow(turn: Turn, call: tf.Call) -> None:
+    if not await turn.answer(call):
         return
     async for chunk in call.audio_stream():
         await call.send_audio(chunk, wait=True)
 
 
-async def interrupt_flow(round_: Round, call: tf.Call, plan: CallPlan | None) -> None:
+async def interrupt_flow(turn: Turn, call: tf.Call) -> None:
     """Talk, interrupt at a random moment, say something else: the caller must hear the
     first utterance up to the interruption's heard position, then all of the second."""
-    if not await call.answer():
+    if not await turn.answer(call):
         return
+    plan = turn.plan
     seed = zlib.crc32(call.id.encode())
     first = TestSignal(seconds=2, seed=seed % 1000).render(RATE)
     second = TestSignal(seconds=0.5, seed=seed % 1000 + 1).render(RATE)
     await call.send_audio(first)
-    await trio.sleep(round_.rng.uniform(0.0, 2.5))
+    await trio.sleep(turn.round.rng.uniform(0.0, 2.5))
     await call.clear_send_audio_buffer()
     clear = call.last_clear
     assert clear is not None
@@ -314,28 +331,29 @@ async def interrupt_flow(round_: Round, call: tf.Call, plan: CallPlan | None) ->
     await call.wait_terminated()
 
 
-async def connect_flow(round_: Round, call: tf.Call, plan: CallPlan | None) -> None:
+async def connect_flow(turn: Turn, call: tf.Call) -> None:
     """Ring a human, whisper, barge, then echo."""
-    if not await call.answer():
+    if not await turn.answer(call):
         return
-    if await call.connect(ring_time_seconds=round_.rng.randint(1, 3)):
+    if await call.connect(ring_time_seconds=turn.round.rng.randint(1, 3)):
         await call.whisper()
         await call.barge()
-    await echo_flow(round_, call, plan)
+    await echo_flow(turn, call)
 
 
-async def give_up_flow(round_: Round, call: tf.Call, plan: CallPlan | None) -> None:
+async def give_up_flow(turn: Turn, call: tf.Call) -> None:
     """Start an operation and abandon it half way (a cancellation mid-command)."""
-    with trio.move_on_after(round_.rng.uniform(0.0, 0.05)):
-        if await call.answer():
+    rng = turn.round.rng
+    with trio.move_on_after(rng.uniform(0.0, 0.05)):
+        if await turn.answer(call):
             await call.send_audio(bytes(1600))
             await call.clear_send_audio_buffer()
             await call.wait_for_playout()
-    with trio.move_on_after(round_.rng.uniform(0.0, 0.5)):
-        await echo_flow(round_, call, plan)
+    with trio.move_on_after(rng.uniform(0.0, 0.5)):
+        await echo_flow(turn, call)
 
 
-HANDLER_FLOWS: Final[dict[str, Callable[[Round, tf.Call, CallPlan | None], Awaitable[None]]]] = {
+HANDLER_FLOWS: Final[dict[str, Callable[[Turn, tf.Call], Awaitable[None]]]] = {
     "echo": echo_flow,
     "interrupt": interrupt_flow,
     "connect": connect_flow,
@@ -556,14 +574,15 @@ class Round:
             if plan.sim is not None:
                 ended = plan.sim.ended_by
                 self.counts.endings[ended.value if ended is not None else plan.sim.state.value] += 1
-            if len(plan.runs) > 1 and plan.sim is not None:
+            if len(plan.answered_by) > 1 and plan.sim is not None:
                 if not plan.voice_cut:
-                    # No policy lets a second handler run here: a clean stop closes the
-                    # call, a control blip leaves it with its holder. (After a voice cut
-                    # another agent may fail over before the holder has ended the call.)
+                    # No policy lets a second agent answer here: a clean stop closes the
+                    # call, a control blip leaves it with its holder (a claimer's answer
+                    # raises WSSSessionBusy). After a voice cut another agent may fail over
+                    # before the holder has ended the call.
                     self.counts.add(
                         "calls_served_twice",
-                        self.note(f"call {plan.sim.call_id}: handlers ran on {plan.runs}"),
+                        self.note(f"call {plan.sim.call_id}: answered by {plan.answered_by}"),
                     )
                 continue
             self._judge_audio(plan)

@@ -68,18 +68,21 @@ def stranded_sessions(sandbox: Sandbox, abandoned: frozenset[str] = frozenset())
     return out
 
 
-def leftovers(sandbox: Sandbox) -> list[str]:
-    """Once every agent has stopped: anything an agent left live or bound on the server."""
+def leftovers(sandbox: Sandbox, *, agents_stopped: bool = True) -> list[str]:
+    """Anything an agent left live or bound on the server, once every scope that held a
+    session is over: calls an agent received still up, sessions still bound, and, once
+    every agent has stopped (``agents_stopped``), control connections still up."""
     found = [
         f"call {c.call_id} left {c.state.value} (voice connections: {c.voice_connections})"
         for c in live_calls(sandbox)
     ]
     found += [
-        f"session {r.id} open and bound to {r.bound_sm_ws_id} after every agent stopped"
+        f"session {r.id} open and bound to {r.bound_sm_ws_id}, its scope over"
         for r in sandbox.sessions.values()
         if r.is_open and r.bound is not None
     ]
-    found += [f"control connection {c.sm_ws_id} still up" for c in sandbox.control_connections]
+    if agents_stopped:
+        found += [f"control connection {c.sm_ws_id} still up" for c in sandbox.control_connections]
     return found
 
 
@@ -101,10 +104,12 @@ async def within(seconds: float, wait: Callable[[], Awaitable[object]], failure:
     assert not scope.cancelled_caught, f"{failure} (waited {seconds:g} s)"
 
 
-async def settle(sandbox: Sandbox, seconds: float = 2.0) -> list[str]:
+async def settle(
+    sandbox: Sandbox, seconds: float = 2.0, *, agents_stopped: bool = True
+) -> list[str]:
     """:func:`leftovers`, after giving the server up to ``seconds`` to see things end."""
-    await poll(lambda: not leftovers(sandbox), seconds)
-    return leftovers(sandbox)
+    await poll(lambda: not leftovers(sandbox, agents_stopped=agents_stopped), seconds)
+    return leftovers(sandbox, agents_stopped=agents_stopped)
 
 
 # ── an agent ────────────────────────────────────────────────────────────────────────────

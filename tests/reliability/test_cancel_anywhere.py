@@ -65,6 +65,8 @@ class Try:
     problems: list[str] = attrs.field(factory=list)
     region_seconds: float | None = None
     """How long the cancellable region ran, when it ended by itself (calibration)."""
+    cut_short: bool = False
+    """Whether the cancellation landed before the region ended by itself."""
 
     def __str__(self) -> str:
         return (
@@ -156,7 +158,8 @@ async def cancelled_try(t: Try) -> None:
                             await _inner_checks(sandbox, sm, t)
                         else:
                             await flow(sandbox, sm, t)
-                if not (cancelled or outer.cancelled_caught):
+                t.cut_short = cancelled or outer.cancelled_caught
+                if not t.cut_short:
                     t.region_seconds = trio.current_time() - started
             except Exception as exc:
                 t.problems.append(f"raised {type(exc).__name__}: {exc}")
@@ -210,18 +213,21 @@ def fuzz(flow: str, wheres: tuple[str, ...], tries: int, salt: int) -> None:
     rng = random.Random(SEED * 1000 + salt)
     span = calibrate(flow) * 1.2
     failed: list[Try] = []
-    done = 0
+    done = cut_short = 0
     for i in range(tries * SCALE):
         # Half the tries land in the first 50 ms (connecting, the claim's round trip, on
         # loopback), half anywhere over the flow's measured duration.
         delay = rng.uniform(0, min(span, 0.05)) if i % 2 else rng.uniform(0, span)
         t = run_try(Try(i, flow, wheres[i % len(wheres)], delay))
         done += 1
+        cut_short += t.cut_short
         if t.problems:
             failed.append(t)
             if len(failed) >= GIVE_UP_AFTER:
                 break
     assert not failed, _report(flow, done, failed, span)
+    # Most tries must really cut the flow short, or this test proves nothing.
+    assert cut_short >= done * 0.6, f"{flow}: only {cut_short} of {done} tries were cut short"
 
 
 def _report(flow: str, done: int, failed: list[Try], span: float) -> str:

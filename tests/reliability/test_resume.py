@@ -57,7 +57,7 @@ async def echoed_in_full(sim: SimulatedCall) -> None:
     assert sim.heard == bytes(sim.spoken), "the echo lost, added or reordered audio"
 
 
-async def hang_up_and_stop(sandbox: Sandbox, sim: SimulatedCall) -> None:
+async def caller_hangs_up(sim: SimulatedCall) -> None:
     await sim.hang_up()
     assert sim.ended_by is EndedBy.CALLER_HANGUP
 
@@ -90,7 +90,7 @@ async def test_p3_a_lone_holder_keeps_its_call_and_reclaims_its_session() -> Non
                 assert len(agent.ran_for(sim.call_id)) == 1
                 assert [c.command for c in sim.commands] == ["call.answer"]
                 assert sim.voice_connections == 1
-                await hang_up_and_stop(sandbox, sim)
+                await caller_hangs_up(sim)
                 (run,) = agent.ran_for(sim.call_id)
                 assert await poll(lambda: run.ended, 3)
                 assert run.error is None
@@ -119,7 +119,7 @@ async def test_p3_a_holder_blip_among_three_agents_breaks_nothing() -> None:
                 # Still streaming after the dust settles: more speech, all echoed.
                 sim.say(TestSignal(seconds=5, seed=3))
                 await echoed_in_full(sim)
-                await hang_up_and_stop(sandbox, sim)
+                await caller_hangs_up(sim)
                 assert await poll(lambda: all(r.ended for r in holder.runs), 3)
                 assert [r.error for r in holder.runs] == [None]
             assert await settle(sandbox) == []
@@ -151,7 +151,8 @@ async def test_p3_answer_on_a_call_held_elsewhere_raises_busy_and_leaves_it_alon
                     assert not sim.terminated.is_set()
                     assert [c.command for c in sim.commands] == ["call.answer"]
                     await echoed_in_full(sim)
-                await hang_up_and_stop(sandbox, sim)
+                await caller_hangs_up(sim)
+                assert await poll(lambda: all(r.ended for r in holder.runs), 3)
                 await holder.stop()
             assert holder.error is None
             assert [r.error for r in holder.runs] == [None]
@@ -242,7 +243,7 @@ async def test_p3_a_crashed_agents_call_fails_over_to_another_agent() -> None:
                     # The new agent echoes: what the caller says now comes back whole.
                     sim.say(TestSignal(seconds=3, seed=7))
                     await echoed_in_full(sim)
-                    await hang_up_and_stop(sandbox, sim)
+                    await caller_hangs_up(sim)
                     assert await poll(lambda: run.ended, 3)
                     assert run.error is None
             finally:
