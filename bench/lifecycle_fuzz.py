@@ -169,6 +169,8 @@ class CallPlan:
     """For an interrupted call: exactly what the caller must end up hearing."""
     played_out_at: float | None = None
     speech_done_at: float | None = None
+    echo_from: float | None = None
+    """When the handler began echoing (a connect flow rings and whispers first)."""
     answered_by: list[str] = field(default_factory=list)
     """The agents whose handler answered this call, in order."""
 
@@ -304,6 +306,8 @@ class Turn:
 async def echo_flow(turn: Turn, call: tf.Call) -> None:
     if not await turn.answer(call):
         return
+    if turn.plan is not None and turn.plan.echo_from is None:
+        turn.plan.echo_from = trio.current_time()
     async for chunk in call.audio_stream():
         await call.send_audio(chunk, wait=True)
 
@@ -626,7 +630,8 @@ class Round:
                     kind,
                     self.note(
                         f"interrupted call {sim.call_id}: heard {len(heard)} bytes, "
-                        f"expected a prefix of {len(expected)}; first difference at {at}"
+                        f"expected a prefix of {len(expected)}; first difference at {at} "
+                        f"({self._story(plan)})"
                     ),
                 )
             elif not self._undisturbed(plan, plan.played_out_at):
@@ -636,7 +641,7 @@ class Round:
                     "lost_audio",
                     self.note(
                         f"interrupted call {sim.call_id}: played out, but the caller heard "
-                        f"{len(heard)} of {len(expected)} bytes"
+                        f"{len(heard)} of {len(expected)} bytes ({self._story(plan)})"
                     ),
                 )
             return
@@ -649,19 +654,35 @@ class Round:
                 "lost_audio",
                 self.note(
                     f"echo call {sim.call_id}: heard {len(heard)} bytes that are not what "
-                    f"the caller said (first difference at {_mismatch(heard, spoken)})"
+                    f"the caller said (first difference at {_mismatch(heard, spoken)}; "
+                    f"{self._story(plan)})"
                 ),
             )
-        elif not self._undisturbed(plan, plan.speech_done_at):
+        elif not self._undisturbed(plan, _later(plan.speech_done_at, plan.echo_from)):
             return
         elif len(heard) < len(spoken):
             self.counts.add(
                 "lost_audio",
                 self.note(
                     f"echo call {sim.call_id}: undisturbed, but the caller heard "
-                    f"{len(heard)} of the {len(spoken)} bytes said"
+                    f"{len(heard)} of the {len(spoken)} bytes said ({self._story(plan)})"
                 ),
             )
+
+    def _story(self, plan: CallPlan) -> str:
+        """What happened to a call, for a report."""
+        sim = plan.sim
+        assert sim is not None
+        commands = [
+            f"{c.command}@{c.time:.2f}:{'ok' if c.success else c.error_code}" for c in sim.commands
+        ]
+        return (
+            f"{plan.handler} handler answered by {plan.answered_by}; placed at "
+            f"{plan.placed_at:.2f}, speech done at {_rel(plan.speech_done_at, self.start)}, "
+            f"echo from {_rel(plan.echo_from, self.start)}, "
+            f"hang-up at {plan.hang_up_at:.2f}; {sim.voice_connections} voice connection(s); "
+            f"{sim.bytes_requested} bytes pulled; commands {commands}"
+        )
 
     def _undisturbed(self, plan: CallPlan, done_at: float | None) -> bool:
         """Whether the call's audio must have arrived whole: no cut of its voice socket,
@@ -676,6 +697,14 @@ class Round:
         if full:
             self.counts.checked["in full"] += 1
         return full
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else max(a, b)
+
+
+def _rel(when: float | None, start: float) -> str:
+    return "-" if when is None else f"{when - start:.2f}"
 
 
 def _mismatch(a: bytes, b: bytes) -> int:
