@@ -10,6 +10,7 @@ held on each channel, and every counter, to the byte.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import logging
 import math
@@ -34,19 +35,21 @@ LOGGER = "telcoflow_trio.audio.incoming"
 DEADLINE = 60.0  # virtual seconds (autojump clock): a lost wake-up fails at once
 
 
-@pytest.fixture(autouse=True)
-def _virtual_time(autojump_clock: trio.testing.MockClock) -> trio.testing.MockClock:
-    return autojump_clock
-
-
 def bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Fails the test instead of hanging it when a reader is never woken."""
+    """Runs the test on an autojump clock under a deadline: a reader never woken fails it
+    at once instead of hanging it."""
 
     @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> None:
+    async def run(*args: Any, autojump_clock: trio.testing.MockClock, **kwargs: Any) -> None:
         with trio.fail_after(DEADLINE):
             await test(*args, **kwargs)
 
+    # pytest-trio runs a test on the clock fixture it is given: ask for one.
+    signature = inspect.signature(test)
+    clock = inspect.Parameter("autojump_clock", inspect.Parameter.KEYWORD_ONLY)
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), clock]
+    )
     return run
 
 
