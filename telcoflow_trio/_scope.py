@@ -36,8 +36,16 @@ class _StartedHook:
         self._status = status
 
     def started(self, value: Any = None) -> None:
+        # Shielded before the move, so that a task moved into a scope being cancelled is
+        # not cut (its owner's cleanup still needs it)...
         self._scope.shield = True
+        task = trio.lowlevel.current_task()
+        before = task.parent_nursery
         self._status.started(value)
+        if task.parent_nursery is before:
+            # ...but when the caller of start() was cancelled, trio does not move the task
+            # and start() waits for it to end: unshielded, the cancellation ends it.
+            self._scope.shield = False
 
 
 class TaskScope:

@@ -212,6 +212,11 @@ class CallMachine:
         """The server says the call is over (``call.terminated``, or its session closed)."""
         if self.phase is CallPhase.ENDED and self.server_done:
             return []
+        if self.phase is CallPhase.CLOSING and reason is CallEndReason.TERMINATED:
+            # The server ends a call it was asked to leave; its call.terminated may be read
+            # before the close's own answer reaches the closer: the close is why it ended.
+            closed = self.closing_with == CLOSE_COMMAND
+            reason = CallEndReason.CLOSED if closed else CallEndReason.DISCONNECTED
         return self._end(reason, server_done=True)
 
     def close(self, *, disconnect: bool = False) -> list[Action]:
