@@ -476,12 +476,8 @@ class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
         await trio.lowlevel.checkpoint()
 
 
-OpenChannel = Callable[[], Awaitable[IncomingReceiver | trio.MemoryReceiveChannel[bytes]]]
-"""Opens the voice plane if needed and returns a new receiver, which the stream owns.
-
-A ``MemoryReceiveChannel`` is the voice connection's own channel from before
-:class:`IncomingAudio` (transitional): the stream reads a clone of it and never closes it.
-"""
+OpenChannel = Callable[[], Awaitable[IncomingReceiver]]
+"""Opens the voice plane if needed and returns a new receiver, which the stream owns."""
 
 
 class AudioStream(trio.abc.ReceiveChannel[bytes]):
@@ -499,7 +495,7 @@ class AudioStream(trio.abc.ReceiveChannel[bytes]):
     def __init__(self, channel_id: int, open_channel: OpenChannel) -> None:
         self.channel_id = channel_id
         self._open_channel = open_channel
-        self._channel: IncomingReceiver | trio.MemoryReceiveChannel[bytes] | None = None
+        self._channel: IncomingReceiver | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -514,13 +510,10 @@ class AudioStream(trio.abc.ReceiveChannel[bytes]):
         if self._channel is not None:
             await trio.lowlevel.checkpoint()
             return self
-        opened = await self._open_channel()
-        if isinstance(opened, trio.MemoryReceiveChannel):
-            opened = opened.clone()
-        self._adopt(opened)
+        self._adopt(await self._open_channel())
         return self
 
-    def _adopt(self, receiver: IncomingReceiver | trio.MemoryReceiveChannel[bytes]) -> None:
+    def _adopt(self, receiver: IncomingReceiver) -> None:
         # Closed while the voice plane opened, or a concurrent open won: not needed.
         if self._closed:
             receiver.close()

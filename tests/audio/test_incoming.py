@@ -27,9 +27,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from telcoflow_trio import WSSCallClosedError
-from telcoflow_trio.audio import AudioStream, IncomingAudio, IncomingReceiver
+from telcoflow_trio._transport import MemoryConnector
+from telcoflow_trio.audio import AudioStream, IncomingAudio, IncomingReceiver, SendAudioBuffer
 from telcoflow_trio.audio.incoming import CHUNK_CHARGE, DEFAULT_CAPACITY
 from telcoflow_trio.config import CallAudioConfig
+from telcoflow_trio.voice_connection import VoiceConnection
 
 LOGGER = "telcoflow_trio.audio.incoming"
 DEADLINE = 60.0  # virtual seconds (autojump clock): a lost wake-up fails at once
@@ -757,3 +759,38 @@ async def test_a_stream_of_a_call_that_is_over_ends_quietly() -> None:
     opener = Opener(IncomingAudio())
     opener.error = WSSCallClosedError()
     assert [chunk async for chunk in AudioStream(0, opener)] == []
+
+
+# ── on the voice plane ──────────────────────────────────────────────────────────────────
+
+
+@bounded
+async def test_a_voice_connection_holds_a_flood_on_every_channel_to_the_call_budget() -> None:
+    # The attack of issue 13 through the voice reader, over the in-memory transport.
+    connector = MemoryConnector()
+    incoming = IncomingAudio(100_000)
+    connection = VoiceConnection(
+        "ws://unit.test:9/v1/voice/call-1",
+        "tok-unit",
+        None,
+        SendAudioBuffer(1024),
+        lambda event: None,
+        incoming=incoming,
+        connect=connector,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connection.run)
+        server = await connector.accept()
+        reader = incoming.stream(7)
+        for _ in range(4):
+            for channel_id in range(256):
+                await server.socket.send(bytes([channel_id]) + bytes(65536))
+        await trio.testing.wait_all_tasks_blocked()
+        c = incoming.counters()
+        assert c.received_bytes == 4 * 256 * 65536
+        assert c.unread_bytes >= 4 * 254 * 65536
+        assert incoming.used_bytes <= incoming.capacity
+        assert incoming.held_channels == {0, 7}
+        await connection.aclose()
+    assert incoming.closed
+    assert [len(chunk) async for chunk in reader] == [65536]  # what was held, then the end
