@@ -144,3 +144,19 @@ async def test_a_session_won_by_another_agent_during_a_control_cut_is_left_to_it
         assert "control#2 session.open s-1" in fs.log
         assert "control#2 session.ready s-1" not in fs.log
         assert not any(line.startswith("rest") for line in fs.log)
+
+
+async def test_a_scope_whose_close_gets_no_answer_ends_the_call_over_rest_in_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The server never answers call.close: leaving the scope must not spend its whole
+    cleanup deadline waiting, but end the call without its socket (REST) well within it."""
+    async with fake_server() as fs, fs.manager() as sm:
+        fs.command_replies["call.close"] = HOLD
+        async with session_with_call(fs, sm) as (_session, call):
+            assert await call.answer()
+            left_at = trio.current_time()
+        took = trio.current_time() - left_at
+        assert fs.log[-2:] == ["voice c-1 call.close", "rest close s-1"]
+        assert took < 10  # the session's cleanup deadline is 15 s
+        assert call.end_reason is tf.CallEndReason.SCOPE_EXITED
