@@ -81,7 +81,7 @@ async def test_p2_voice_loss_ends_the_call_for_the_handler_and_on_the_server() -
                 await within(3, sim.wait_terminated, "the server's call is still up")
                 assert sim.ended_by is EndedBy.SESSION_CLOSED
                 assert sandbox.sessions[session_id].close_reason is tf.CloseReason.SDK_REQUEST
-                assert call.end_reason is tf.CallEndReason.VOICE_LOST  # type: ignore[attr-defined]
+                assert call.end_reason is tf.CallEndReason.VOICE_LOST
                 with pytest.raises(tf.WSSCallClosedError):
                     await call.send_audio(b"\x00\x00")
                 with pytest.raises(tf.WSSCallClosedError):
@@ -129,7 +129,7 @@ async def test_p2_voice_loss_of_a_handed_off_answered_call_reopens_once_to_close
                     assert sim.ended_by is EndedBy.AGENT_CLOSE
                     assert sim.voice_connections == 2
                     assert [c.command for c in sim.commands] == ["call.answer", "call.close"]
-                    assert call.end_reason is tf.CallEndReason.VOICE_LOST  # type: ignore[attr-defined]
+                    assert call.end_reason is tf.CallEndReason.VOICE_LOST
                     with pytest.raises(tf.WSSCallClosedError):
                         await call.send_audio(b"\x00\x00")
             assert await settle(sandbox, agents_stopped=False) == []
@@ -150,7 +150,7 @@ async def test_p2_voice_loss_of_a_handed_off_unanswered_call_reopens_once_to_dis
                     assert sim.ended_by is EndedBy.AGENT_DISCONNECT
                     assert sim.voice_connections == 2
                     assert [c.command for c in sim.commands] == ["call.disconnect"]
-                    assert call.end_reason is tf.CallEndReason.VOICE_LOST  # type: ignore[attr-defined]
+                    assert call.end_reason is tf.CallEndReason.VOICE_LOST
             assert await settle(sandbox, agents_stopped=False) == []
 
 
@@ -175,7 +175,8 @@ async def test_p6_refused_voice_upgrade_during_answer_ends_the_call_and_frees_th
                 assert session.close_reason is tf.CloseReason.SDK_REQUEST
                 assert sim.ended_by is EndedBy.SESSION_CLOSED
                 assert sim.voice_connections == 0
-                assert info.value.status_code == 503  # type: ignore[attr-defined]
+                assert info.value.status_code == 503
+                assert call.end_reason is tf.CallEndReason.VOICE_REFUSED
             assert await settle(sandbox, agents_stopped=False) == []
 
 
@@ -352,6 +353,11 @@ async def test_p9_the_call_is_terminated_once_session_closed_arrives() -> None:
                 with trio.fail_after(3):
                     assert await session.wait_closed() is tf.CloseReason.CALL_TERMINATED
                 assert call.state is tf.CallState.TERMINATED
+                # The server ended it (the session closed as CALL_TERMINATED).
+                assert call.end_reason in (
+                    tf.CallEndReason.TERMINATED,
+                    tf.CallEndReason.SESSION_CLOSED,
+                )
                 with trio.fail_after(1):
                     await call.wait_terminated()
                 with pytest.raises(tf.WSSCallClosedError):
@@ -379,6 +385,7 @@ async def test_p10_leaving_after_call_terminated_does_not_wait_for_session_close
                     sim.end(EndedBy.CALLER_HANGUP, close_session=False)
                     with trio.fail_after(3):
                         await call.wait_terminated()
+                    assert call.end_reason is tf.CallEndReason.TERMINATED
                     # SESSION_CLOSE_WAIT is 10 s: leaving must not sit it out.
                     leaving.deadline = trio.current_time() + 2
             assert not leaving.cancelled_caught, "leaving waited for session.closed"

@@ -146,7 +146,7 @@ async def test_p3_answer_on_a_call_held_elsewhere_raises_busy_and_leaves_it_alon
                         with pytest.raises(tf.WSSSessionBusy):
                             await call.answer()
                         assert call.state is tf.CallState.TERMINATED
-                        assert call.end_reason is tf.CallEndReason.HELD_ELSEWHERE  # type: ignore[attr-defined]
+                        assert call.end_reason is tf.CallEndReason.HELD_ELSEWHERE
                     # Leaving told the server nothing: the holder's call streams on.
                     assert not sim.terminated.is_set()
                     assert [c.command for c in sim.commands] == ["call.answer"]
