@@ -25,8 +25,8 @@ Counted (every count should be 0):
   received still up, or a session still bound to a connection.
 - ``unserved_calls``: a caller who gave up ringing (never answered, never told) although
   agents were running all along.
-- ``calls_served_twice``: a second agent answered a call whose voice socket was never
-  cut (no agent here crashes, so no such call needs a failover: a clean stop closes its
+- ``calls_served_twice``: a second handler run answered a call whose voice socket was
+  never cut (no agent here crashes, so no such call needs a failover: a clean stop closes its
   calls, a control blip leaves them with their holder).
 
 Run ``python bench/lifecycle_fuzz.py --quick`` for a smoke run; the last line printed
@@ -172,7 +172,7 @@ class CallPlan:
     echo_from: float | None = None
     """When the handler began echoing (a connect flow rings and whispers first)."""
     answered_by: list[str] = field(default_factory=list)
-    """The agents whose handler answered this call, in order."""
+    """The agent of each handler run that answered this call, in order."""
 
 
 # ── the agents ──────────────────────────────────────────────────────────────────────────
@@ -294,12 +294,14 @@ class Turn:
     round: Round
     plan: CallPlan | None
     agent: str
+    answered: bool = False
 
     async def answer(self, call: tf.Call) -> bool:
         answered = bool(await call.answer())
-        plan = self.plan
-        if answered and plan is not None and self.agent not in plan.answered_by:
-            plan.answered_by.append(self.agent)
+        if answered and not self.answered and self.plan is not None:
+            # Once per handler run: the same agent serving a call twice counts too.
+            self.plan.answered_by.append(self.agent)
+        self.answered = self.answered or answered
         return answered
 
 
@@ -580,7 +582,7 @@ class Round:
                 self.counts.endings[ended.value if ended is not None else plan.sim.state.value] += 1
             if len(plan.answered_by) > 1 and plan.sim is not None:
                 if not plan.voice_cut:
-                    # No policy lets a second agent answer here: a clean stop closes the
+                    # No policy lets a second handler answer here: a clean stop closes the
                     # call, a control blip leaves it with its holder (a claimer's answer
                     # raises WSSSessionBusy). After a voice cut another agent may fail over
                     # before the holder has ended the call.
