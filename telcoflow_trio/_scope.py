@@ -12,7 +12,8 @@ Two things a plain nursery gets wrong for a library scope such as ``SessionManag
   that is shielded once the task has started, and the owner cancels every one of them in
   :meth:`TaskScope.close`, which it calls on every exit path. Before it has started (inside
   :meth:`TaskScope.start`), a task is *not* shielded: cancelling the caller of ``start``
-  cancels it, so connecting can always be cancelled.
+  cancels it, so connecting can always be cancelled. Such tasks are also protected from
+  ``KeyboardInterrupt``, as trio's own are.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ class _StartedHook:
             # ...but when the caller of start() was cancelled, trio does not move the task
             # and start() waits for it to end: unshielded, the cancellation ends it.
             self._scope.shield = False
+
+
+@trio.lowlevel.enable_ki_protection
+async def _protected(
+    fn: Callable[..., Awaitable[object]], args: tuple[object, ...], **kw: Any
+) -> None:
+    """Runs an internal task protected from ``KeyboardInterrupt``, as trio's own tasks are:
+    trio raises Ctrl+C in whichever task runs unprotected code, and in a socket reader it
+    would look like a lost connection. The interrupt then reaches the main task (or the
+    user's code) instead, and the scopes' cleanup runs with every socket intact."""
+    await fn(*args, **kw)
 
 
 class TaskScope:
@@ -87,7 +99,7 @@ class TaskScope:
                 scope.cancel()
             self._task_scopes.add(scope)
             try:
-                await fn(*args)
+                await (_protected(fn, args) if self._shield else fn(*args))
             finally:
                 self._task_scopes.discard(scope)
 
@@ -102,11 +114,11 @@ class TaskScope:
             if self._closing:
                 scope.cancel()
             self._task_scopes.add(scope)
-            status: trio.TaskStatus[Any] = (
-                _StartedHook(scope, task_status) if self._shield else task_status
-            )
             try:
-                await fn(*args, task_status=status)
+                if self._shield:
+                    await _protected(fn, args, task_status=_StartedHook(scope, task_status))
+                else:
+                    await fn(*args, task_status=task_status)
             finally:
                 self._task_scopes.discard(scope)
 

@@ -174,6 +174,9 @@ class _TaskHost:
             scope.cancel()
         self._scopes.add(scope)
 
+        # Protected from KeyboardInterrupt as trio's own tasks are: Ctrl+C raised in a
+        # socket reader would look like a lost connection.
+        @trio.lowlevel.enable_ki_protection
         async def shielded() -> None:
             try:
                 with scope:
@@ -343,6 +346,7 @@ async def _handshake(
     with trio.move_on_at(deadline) as timer:
         async with trio.open_nursery() as race:
 
+            @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
             async def reader_ended() -> None:
                 await host.reader_done.wait()
                 race.cancel_scope.cancel()

@@ -205,6 +205,7 @@ class ControlConnection:
             )
         return None
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _restore(self) -> None:  # noqa: ASYNC910 (private task body)
         assert self._on_reconnected is not None
         try:
@@ -227,6 +228,7 @@ class ControlConnection:
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _reader(  # noqa: ASYNC910 (private task body)
         self,
         ws: MessageSocket,
@@ -262,6 +264,7 @@ class ControlConnection:
     def _fail_pending(self, why: str) -> None:
         self._replies.fail_all(WSSConnectionError(why))
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _heartbeat(self, ws: MessageSocket) -> None:
         # A half-dead socket is aborted at the deadline; the reader then ends the connection.
         await keep_alive(

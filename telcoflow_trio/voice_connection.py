@@ -140,6 +140,7 @@ class VoiceConnection:
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _heartbeat(self, ws: MessageSocket) -> None:
         await keep_alive(
             ws,
@@ -148,6 +149,7 @@ class VoiceConnection:
             what=_PLANE,
         )
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _reader(self, ws: MessageSocket, scope: trio.CancelScope) -> None:  # noqa: ASYNC910 (private task body)
         try:
             while True:

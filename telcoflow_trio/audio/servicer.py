@@ -320,6 +320,7 @@ class PullServicer:
 
     # ── the servicer task ───────────────────────────────────────────────────────────────
 
+    @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Answer pull requests until :meth:`close`; start it with ``nursery.start``."""
         if self._started:
