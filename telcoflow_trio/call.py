@@ -2,48 +2,33 @@
 
 The voice WebSocket opens lazily, on the first command or audio operation, in the nursery
 of whoever owns the call: its session's scope, or the call's own ``async with`` for a call
-received by hand-off (``async with Call.from_json(doc) as call:``).
+received by hand-off (``async with Call.from_json(doc) as call:``). The lifecycle itself
+(opening, closing, ending on the server) is driven by
+:class:`~telcoflow_trio._call_lifecycle.CallLifecycle`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
 
+from ._call_lifecycle import CallLifecycle, EndOnServerHook
 from ._scope import TaskScope
-from ._validate import check_timeout
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
 from .audio.incoming import IncomingAudio, IncomingReceiver, check_channel_id
 from .config import CallAudioConfig, SessionManagerConfig
 from .enums import CallEvent, CallState, CloseReason
-from .errors import (
-    WSSAuthenticationError,
-    WSSCallClosedError,
-    WSSCallStateError,
-    WSSConnectionError,
-    WSSError,
-    WSSSessionBusy,
-)
+from .errors import WSSCallStateError
 from .protocol import Unrecognised, control, handoff, voice
-from .protocol.call_state import (
-    Action,
-    CallEndReason,
-    CallMachine,
-    CallPhase,
-    EndOnServer,
-    OpenVoice,
-    SendClose,
-    StopVoice,
-)
+from .protocol.call_state import CallEndReason, CallPhase
 from .results import CommandResult
-from .voice_connection import VoiceConnection, VoicePlane
+from .voice_connection import VoicePlane
 
 if TYPE_CHECKING:
     from .session import Session
@@ -62,17 +47,6 @@ logger = logging.getLogger(__name__)
 EVENT_BUFFER: Final = 64
 CLOSE_DEADLINE: Final = 15.0
 """How long leaving a hand-off call's scope may spend ending the call on the server."""
-END_ON_SERVER_DEADLINE: Final = 10.0
-"""How long ending a call without its voice socket (REST, or a fresh socket) may take."""
-_LEAVE_WAIT: Final = voice.CommandName.CLOSE.default_timeout_ms / 1000 + voice.COMMAND_GRACE_SECONDS
-_SETTLE_CLOSE_WAIT: Final = 5.0
-"""How long leaving a scope waits for the answer to its close before ending the call
-without the voice socket (the cleanup deadline must leave room for that)."""
-_GONE: Final = 410
-_CONFLICT: Final = 409
-
-EndOnServerHook: TypeAlias = Callable[[], Awaitable[bool]]
-"""How a call's owner ends it on the server without its voice socket; True on success."""
 
 _PUBLIC_STATE: Final = {
     CallPhase.NEW: CallState.NEW,
@@ -107,9 +81,10 @@ def _opt_str(value: object) -> str | None:
 class Call:
     """One call. Made by ``Session.incoming_call()`` or ``Call.from_json()``.
 
-    Its lifecycle is a :class:`~telcoflow_trio.protocol.call_state.CallMachine`; this class
-    feeds it what happens on the voice plane and carries out what it decides, so that
-    however the call ends, the server has been told by the time its owning scope is left.
+    Its lifecycle is a :class:`~telcoflow_trio.protocol.call_state.CallMachine`, driven by a
+    :class:`~telcoflow_trio._call_lifecycle.CallLifecycle` that feeds it what happens on the
+    voice plane and carries out what it decides, so that however the call ends, the server
+    has been told by the time its owning scope is left.
     """
 
     def __init__(
@@ -133,45 +108,45 @@ class Call:
         self.callee_number = doc.callee
         self.org_uuid = org_uuid
         self.audio_config = audio
-        self._tls = ssl_context
         self._session = session
-        self._nursery = nursery
-        self._end_on_server_hook = end_on_server
-        self._voice_plane = VoicePlane() if voice_plane is None else voice_plane
         self._own_scope: TaskScope | None = None
-        self._machine = CallMachine()
-        self._changed = trio.Event()
-        self._ending_task = False
-        self._open_lock = trio.Lock()
-        self._voice: VoiceConnection | None = None
-        self._voice_scope: trio.CancelScope | None = None
         self._buffer = SendAudioBuffer.from_config(audio)
         self._incoming = IncomingAudio.from_config(audio, label=f"call {doc.id}")
-        self._terminated = trio.Event()
         self._events_in, self.events = trio.open_memory_channel[CallTerminated | CallError](
             EVENT_BUFFER
         )
         self.events_dropped = 0
+        self._life = CallLifecycle(
+            doc,
+            tls=ssl_context,
+            nursery=nursery,
+            end_on_server=end_on_server,
+            voice_plane=VoicePlane() if voice_plane is None else voice_plane,
+            buffer=self._buffer,
+            incoming=self._incoming,
+            close_events=self._events_in.close,
+            on_event=self._on_event,
+        )
 
     def __repr__(self) -> str:
-        return f"<Call {self.id} {self._phase().value}>"
+        return f"<Call {self.id} {self._life.phase().value}>"
 
     # ── state ───────────────────────────────────────────────────────────────────────────
 
     @property
     def state(self) -> CallState:
         """NEW → OPENING → LIVE → TERMINATED."""
-        return _PUBLIC_STATE[self._phase()]
+        return _PUBLIC_STATE[self._life.phase()]
 
     @property
     def end_reason(self) -> CallEndReason | None:
         """Why the call ended (None while it is not over)."""
-        return self._machine.end_reason if self._over() else None
+        return self._life.machine.end_reason if self._life.over() else None
 
     @property
     def handed_off(self) -> bool:
         """True once :meth:`to_json` gave this call to another node."""
-        return self._machine.end_reason is CallEndReason.HANDED_OFF
+        return self._life.handed_off
 
     @property
     def session(self) -> Session | None:
@@ -179,99 +154,7 @@ class Call:
 
     async def wait_terminated(self) -> None:
         """Wait until the call is over."""
-        await self._terminated.wait()
-
-    def _phase(self) -> CallPhase:
-        # A method, not the attribute: the phase changes across every await.
-        return self._machine.phase
-
-    def _over(self) -> bool:
-        return self._machine.over
-
-    def _pulse(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    def _apply(self, actions: list[Action]) -> None:
-        """Carry out what needs no waiting; :class:`EndOnServer` runs as a task of the
-        call's owner (the only actions a synchronous event can produce are these two)."""
-        for action in actions:
-            if isinstance(action, StopVoice):
-                self._stop()
-            elif isinstance(action, EndOnServer):
-                self._spawn_end_on_server()
-            else:  # pragma: no cover - the machine returns these only to async callers
-                raise AssertionError(f"unexpected action {action!r} from a synchronous event")
-        self._pulse()
-
-    def _stop(self) -> None:
-        logger.info("call %s over (%s)", self.id, self._machine.end_reason)
-        self._terminated.set()
-        self._events_in.close()
-        self._incoming.close()
-        if self._voice is not None:
-            self._voice.servicer.close()
-        else:
-            self._buffer.close()
-        if self._voice_scope is not None:
-            self._voice_scope.cancel()
-
-    def _spawn_end_on_server(self) -> None:
-        if self._ending_task or self._nursery is None:
-            return
-        self._ending_task = True
-        self._nursery.start_soon(self._end_on_server_task, name=f"end call {self.id}")
-
-    async def _end_on_server_task(self) -> None:
-        try:
-            with trio.move_on_after(END_ON_SERVER_DEADLINE):
-                await self._end_on_server()
-        finally:
-            self._ending_task = False
-            if self._phase() is CallPhase.ENDING:
-                self._machine.server_ended(ok=False)
-                logger.warning("call %s: could not end the call on the server", self.id)
-            self._pulse()
-
-    async def _end_on_server(self) -> None:  # noqa: ASYNC910 (private; callers bound and shield it)
-        """End the call on the server without its voice socket (see ``EndOnServer``)."""
-        ok = False
-        try:
-            if self._end_on_server_hook is not None:
-                ok = await self._end_on_server_hook()
-            else:
-                ok = await self._leave_by_new_voice_socket()
-        except (WSSError, OSError) as exc:
-            logger.warning("call %s: ending it on the server failed: %s", self.id, exc)
-        if ok:
-            logger.info("call %s ended on the server", self.id)
-        self._machine.server_ended(ok=ok)
-        self._pulse()
-
-    async def _leave_by_new_voice_socket(self) -> bool:
-        """A hand-off call has no session to close: reopen its voice plane once, only to
-        send the leave command."""
-        assert self._nursery is not None
-        connection = self._voice_plane.connection(
-            self._doc.session_url,
-            self._doc.session_token,
-            self._tls,
-            SendAudioBuffer(),
-            lambda frame: None,
-        )
-        try:
-            await self._nursery.start(connection.run)
-        except WSSConnectionError as exc:
-            return getattr(exc, "status_code", None) == _GONE  # over already  # noqa: ASYNC910 (private; opening the socket is its checkpoint)
-        try:
-            name = self._machine.leave_command()
-            timeout_ms = voice.CommandName(name).default_timeout_ms
-            result = await connection.command(name, timeout_ms)
-            return bool(result) or result.error_code == "CALL_TERMINATED"
-        except WSSCallClosedError:
-            return False
-        finally:
-            await connection.aclose()
+        await self._life.wait_terminated()
 
     def _on_event(self, frame: voice.CallEventFrame) -> None:
         event: CallTerminated | CallError
@@ -294,133 +177,9 @@ class Call:
         except trio.ClosedResourceError:
             pass
         if isinstance(event, CallTerminated):
-            self._apply(self._machine.terminated())
+            self._life.apply(self._life.machine.terminated())
 
-    def _server_closed_session(self, reason: CloseReason) -> None:
-        # The server ends a session's call when it closes the session. A call on its voice
-        # socket hears it there (call.terminated, or the socket closing) in order with
-        # its last events; one that never opened it learns it only here.
-        if self._phase() is not CallPhase.NEW:
-            return
-        why = (
-            CallEndReason.TERMINATED
-            if reason is CloseReason.CALL_TERMINATED
-            else CallEndReason.SESSION_CLOSED
-        )
-        self._apply(self._machine.terminated(why))
-
-    # ── the voice plane ─────────────────────────────────────────────────────────────────
-
-    def _over_error(self) -> Exception:
-        if self.handed_off:
-            return WSSCallStateError(f"call {self.id} was handed off to another node")
-        return WSSCallClosedError(f"call {self.id} is over ({self._machine.end_reason})")
-
-    async def _live(self) -> VoiceConnection:
-        """The open voice connection, opening it on first use."""
-        machine = self._machine
-        if self._phase() is CallPhase.LIVE and self._voice is not None:
-            return self._voice  # noqa: ASYNC910 (private fast path; every caller awaits I/O next)
-        if self._over():
-            raise self._over_error()
-        if self._phase() is CallPhase.CLOSING:
-            raise WSSCallClosedError(f"call {self.id} is being closed")
-        async with self._open_lock:
-            if self._phase() is CallPhase.NEW:
-                if self._nursery is None:
-                    raise WSSCallStateError(
-                        "this call has no scope: use `async with Call.from_json(doc) as call:`"
-                    )
-                await self._open_voice(machine.open_voice())
-        if self._phase() is CallPhase.LIVE and self._voice is not None:
-            return self._voice
-        if self._phase() is CallPhase.CLOSING:
-            raise WSSCallClosedError(f"call {self.id} is being closed")
-        raise self._over_error()
-
-    async def _open_voice(self, actions: list[Action]) -> None:
-        assert actions == [OpenVoice()] and self._nursery is not None
-        connection = self._voice_plane.connection(
-            self._doc.session_url,
-            self._doc.session_token,
-            self._tls,
-            self._buffer,
-            self._on_event,
-            self._incoming,
-        )
-        self._voice = connection
-        self._pulse()
-        try:
-            # Shielded (opening has its own deadline, the connect timeout): a caller
-            # cancelled half way through would leave the server's call in a state we do
-            # not know. A cancellation lands once it is open.
-            with trio.CancelScope(shield=True):
-                await self._nursery.start(self._run_voice, connection)
-        except (WSSConnectionError, WSSAuthenticationError) as exc:
-            status = getattr(exc, "status_code", None)
-            actions = self._machine.voice_failed(status)
-            await self._carry_out(actions)
-            if status == _GONE:
-                raise WSSCallClosedError(f"call {self.id} ended before it was answered") from None
-            if status == _CONFLICT:
-                raise WSSSessionBusy(None) from None
-            raise
-        except BaseException:
-            await self._carry_out(self._machine.voice_failed(None))
-            raise
-        self._machine.voice_opened()
-        self._pulse()
-        if connection.closed:
-            self._voice_ended()  # it died before we got here
-
-    async def _carry_out(self, actions: list[Action]) -> None:  # noqa: ASYNC910 (private; no cancellation point may precede its actions)
-        """Carry out actions in the calling task, telling the server before returning
-        (bounded, and shielded: the call must not be left half-ended)."""
-        for action in actions:
-            if isinstance(action, StopVoice):
-                self._stop()
-            elif isinstance(action, EndOnServer):
-                if self._ending_task:
-                    continue  # a task is already at it
-                with trio.CancelScope(
-                    shield=True, deadline=trio.current_time() + END_ON_SERVER_DEADLINE
-                ):
-                    self._ending_task = True
-                    try:
-                        await self._end_on_server()
-                    finally:
-                        self._ending_task = False
-                if self._phase() is CallPhase.ENDING:
-                    self._machine.server_ended(ok=False)
-            elif isinstance(action, SendClose):
-                await self._send_close(action.command)
-            elif isinstance(action, OpenVoice):
-                # Leaving a call never opened: a refusal has ended it another way already.
-                with contextlib.suppress(WSSError):
-                    await self._open_voice([action])
-            else:  # pragma: no cover
-                raise AssertionError(f"unexpected action {action!r}")
-        self._pulse()
-
-    async def _run_voice(
-        self,
-        connection: VoiceConnection,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        try:
-            with trio.CancelScope() as self._voice_scope:
-                await connection.run(task_status=task_status)
-        finally:
-            self._voice_scope = None
-            self._voice_ended()
-
-    def _voice_ended(self) -> None:
-        phase = self._phase()
-        if phase is CallPhase.CLOSING:
-            self._pulse()  # the close in flight reports its own outcome (its answer may be near)
-        elif phase is not CallPhase.OPENING:  # a failed open is reported by the opener
-            self._apply(self._machine.voice_lost())
+    # ── commands ────────────────────────────────────────────────────────────────────────
 
     async def _command(
         self,
@@ -428,36 +187,10 @@ class Call:
         timeout_ms: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> CommandResult:
-        connection = await self._live()
+        connection = await self._life.live()
         return await connection.command(
             name, name.default_timeout_ms if timeout_ms is None else timeout_ms, data
         )
-
-    async def _send_close(self, command: str) -> CommandResult:
-        """Send the close the machine asked for and report its outcome to it."""
-        connection = self._voice
-        assert connection is not None
-        name = voice.CommandName(command)
-        try:
-            result = await connection.command(name, name.default_timeout_ms)
-        except WSSCallClosedError:
-            # The socket died before the answer: the server may not have heard us.
-            self._machine.close_answered(ok=False)
-            self._apply(self._machine.voice_lost())
-            await self._settle_ending()
-            return CommandResult(self._machine.server_done)
-        self._apply(self._machine.close_answered(ok=result.success, error_code=result.error_code))
-        if result.error_code == "CALL_TERMINATED":
-            return CommandResult(True)
-        return result
-
-    async def _settle_ending(self) -> None:  # noqa: ASYNC910 (private wait loop)
-        """Wait (bounded) for the end-on-server task of this call to finish."""
-        with trio.move_on_after(END_ON_SERVER_DEADLINE):
-            while self._phase() is CallPhase.ENDING:
-                await self._changed.wait()
-
-    # ── commands ────────────────────────────────────────────────────────────────────────
 
     async def answer(self) -> CommandResult:
         """Answer the call; truthy on success.
@@ -468,8 +201,8 @@ class Call:
         on the server, so the caller is not left waiting).
         """
         result = await self._command(voice.CommandName.ANSWER)
-        if result and self._phase() is CallPhase.LIVE:
-            self._machine.answer_ok()
+        if result and self._life.phase() is CallPhase.LIVE:
+            self._life.machine.answer_ok()
         return result
 
     async def connect(self, ring_time_seconds: int = 60) -> CommandResult:
@@ -488,8 +221,8 @@ class Call:
             ring_time_seconds * 1000,
             {"ringTimeSeconds": ring_time_seconds},
         )
-        if result and self._phase() is CallPhase.LIVE:
-            self._machine.answer_ok()  # bridged: leaving it is call.close
+        if result and self._life.phase() is CallPhase.LIVE:
+            self._life.machine.answer_ok()  # bridged: leaving it is call.close
         return result
 
     async def whisper(self) -> CommandResult:
@@ -506,7 +239,7 @@ class Call:
 
     async def disconnect(self) -> CommandResult:
         """End the call for everyone."""
-        return await self._leave(disconnect=True, drain_timeout=0.0)
+        return await self._life.leave(disconnect=True, drain_timeout=0.0)
 
     async def close(self, *, drain_timeout: float = 0.0) -> CommandResult:
         """Leave the call; the call ends. Idempotent.
@@ -515,71 +248,7 @@ class Call:
         ``call.disconnect`` instead. With ``drain_timeout`` > 0, queued audio is first
         given that long to be pulled, so the last word is not clipped.
         """
-        return await self._leave(disconnect=False, drain_timeout=drain_timeout)
-
-    async def _leave(self, *, disconnect: bool, drain_timeout: float) -> CommandResult:
-        drain = check_timeout("drain_timeout", drain_timeout)
-        await trio.lowlevel.checkpoint()
-        machine = self._machine
-        if self._over():
-            return CommandResult(True)
-        if self._phase() is CallPhase.CLOSING:
-            # An earlier close is waiting for its answer (or was cancelled while it did):
-            # the server is ending the call; a second close would be refused.
-            with trio.move_on_after(_LEAVE_WAIT):
-                while self._phase() is CallPhase.CLOSING:
-                    await self._changed.wait()
-            if self._over():
-                return CommandResult(True)
-            if self._phase() is CallPhase.CLOSING:
-                return CommandResult(False, "TIMEOUT", "the earlier close got no answer")
-        try:
-            connection = await self._live()
-        except WSSCallClosedError:
-            return CommandResult(True)
-        if drain:
-            await connection.servicer.aclose(drain)
-        if self._phase() is not CallPhase.LIVE:
-            return CommandResult(self._over())
-        (action,) = machine.close(disconnect=disconnect)
-        assert isinstance(action, SendClose)
-        self._pulse()
-        return await self._send_close(action.command)
-
-    async def _settle(self) -> None:  # noqa: ASYNC910 (private cleanup; no cancellation point before it acts)
-        """The owning scope is ending: make sure the server's call is over.
-
-        The owner bounds this with its cleanup deadline and shields it.
-        """
-        machine = self._machine
-        close_sent = False
-        try:
-            while not machine.settled:
-                phase = self._phase()
-                if phase is CallPhase.NEW:
-                    await self._carry_out(machine.scope_ended())
-                elif phase is CallPhase.LIVE and not close_sent:
-                    close_sent = True
-                    with trio.move_on_after(_SETTLE_CLOSE_WAIT):
-                        await self._carry_out(machine.scope_ended())
-                elif phase in (CallPhase.LIVE, CallPhase.CLOSING):
-                    # A close refused, unanswered, or cancelled while it waited (then its
-                    # answer or the call's end may still come): past a short wait, end the
-                    # call without its socket rather than spend the cleanup deadline on it.
-                    if not close_sent:
-                        close_sent = True
-                        with trio.move_on_after(_SETTLE_CLOSE_WAIT):
-                            while self._phase() is CallPhase.CLOSING:
-                                await self._changed.wait()
-                    if self._phase() in (CallPhase.LIVE, CallPhase.CLOSING):
-                        await self._carry_out(machine.give_up())
-                elif phase is CallPhase.ENDING and not self._ending_task:
-                    await self._carry_out([EndOnServer()])
-                else:  # OPENING, or ENDING with its task at work
-                    await self._changed.wait()
-        finally:
-            if not self._over():
-                self._apply(machine.give_up())
+        return await self._life.leave(disconnect=False, drain_timeout=drain_timeout)
 
     # ── audio ───────────────────────────────────────────────────────────────────────────
 
@@ -587,21 +256,21 @@ class Call:
         """Queue PCM for the server to pull. Raises ``BufferFullError`` when it does not fit,
         or with ``wait=True`` waits for room. Once the call is over: ``WSSCallClosedError``
         (or ``BufferClosedError`` if it ended while this write waited for room)."""
-        if self._phase() is not CallPhase.LIVE:
-            await self._live()
+        if self._life.phase() is not CallPhase.LIVE:
+            await self._life.live()
         await self._buffer.send_audio(pcm, wait=wait)
 
     async def clear_send_audio_buffer(self) -> int:
         """Drop everything queued and send ``agent.interrupt``; returns the bytes dropped.
         Afterwards no byte queued before the call is ever sent. Details in :attr:`last_clear`."""
-        connection = await self._live()
+        connection = await self._life.live()
         result = await connection.servicer.clear()
         return result.discarded_bytes
 
     @property
     def last_clear(self) -> ClearResult | None:
         """The most recent clear: bytes dropped, heard position, the interrupt's result."""
-        return None if self._voice is None else self._voice.servicer.last_clear
+        return None if self._life.voice is None else self._life.voice.servicer.last_clear
 
     async def get_send_audio_buffer_size(self) -> int:
         """Bytes queued and not yet pulled."""
@@ -611,21 +280,21 @@ class Call:
     async def wait_for_playout(self) -> None:
         """Return once everything queued has been handed to the server (the tail flushed).
         Raises ``WSSCallClosedError`` if the call ends first."""
-        if self._voice is None and self._buffer.size == 0:
+        if self._life.voice is None and self._buffer.size == 0:
             await trio.lowlevel.checkpoint()
             return
-        connection = await self._live()
+        connection = await self._life.live()
         await connection.servicer.wait_for_playout()
 
     @property
     def heard_position(self) -> int:
         """Bytes of our audio handed to the server so far."""
-        return 0 if self._voice is None else self._voice.servicer.heard_position
+        return 0 if self._life.voice is None else self._life.voice.servicer.heard_position
 
     @property
     def audio_counters(self) -> AudioCounters | None:
         """Outgoing-audio counters (queued, sent, discarded, underruns, ...)."""
-        return None if self._voice is None else self._voice.servicer.counters()
+        return None if self._life.voice is None else self._life.voice.servicer.counters()
 
     @property
     def incoming_audio_dropped_bytes(self) -> int:
@@ -640,7 +309,7 @@ class Call:
     @property
     def command_rtts(self) -> Sequence[float]:
         """Round-trip times (s) of recent commands."""
-        return () if self._voice is None else tuple(self._voice.command_rtts)
+        return () if self._life.voice is None else tuple(self._life.voice.command_rtts)
 
     def audio_stream(self, channel_id: int = 0) -> AudioStream:
         """The caller's audio on a channel (0 = mixed): ``async for chunk in call.audio_stream()``.
@@ -651,7 +320,7 @@ class Call:
         channel_id = check_channel_id(channel_id)
 
         async def open_channel() -> IncomingReceiver:
-            await self._live()
+            await self._life.live()
             return self._incoming.stream(channel_id)
 
         return AudioStream(channel_id, open_channel)
@@ -661,9 +330,9 @@ class Call:
     def to_json(self) -> str:
         """The hand-off document for another node; only a NEW call can be handed off.
         Afterwards this call object is inert: closing its session leaves the call alone."""
-        if self._phase() is not CallPhase.NEW:
+        if self._life.phase() is not CallPhase.NEW:
             raise WSSCallStateError(f"to_json() needs a NEW call; call {self.id} is {self.state}")
-        self._apply(self._machine.hand_off())
+        self._life.apply(self._life.machine.hand_off())
         return handoff.encode_handoff(self._doc)
 
     @classmethod
@@ -686,10 +355,10 @@ class Call:
         return cls(doc, audio_config, ssl_context=ssl_context)
 
     async def __aenter__(self) -> Call:
-        if self._nursery is not None:
+        if self._life.nursery is not None:
             raise WSSCallStateError("this call already has a scope (its session's)")
         self._own_scope = TaskScope(f"call {self.id}")
-        self._nursery = await self._own_scope.open()
+        self._life.nursery = await self._own_scope.open()
         return self
 
     async def __aexit__(
@@ -702,7 +371,7 @@ class Call:
         try:
             with trio.move_on_after(CLOSE_DEADLINE) as cleanup:
                 cleanup.shield = True
-                await self._settle()
+                await self._life.settle()
             if cleanup.cancelled_caught:
                 logger.warning(
                     "call %s: not ended on the server within %g s", self.id, CLOSE_DEADLINE
@@ -715,31 +384,30 @@ class Call:
 class CallOwner:
     """The owning session's side of a call. Not for applications."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, lifecycle: CallLifecycle) -> None:
         self.call = call
+        self._life = lifecycle
 
     @property
     def server_done(self) -> bool:
         """The server's call is over, or is not ours to end."""
-        return self.call._machine.server_done
+        return self._life.machine.server_done
 
     async def settle(self) -> None:
         """The session's scope is ending: end the call on the server if it is not over."""
-        await self.call._settle()
+        await self._life.settle()
 
     async def open_voice(self) -> None:
         """Open the voice plane now (before a handler runs for a resumed call)."""
-        await self.call._live()
+        await self._life.live()
 
     def server_closed(self, reason: CloseReason) -> None:
         """The server closed the call's session, which ends its call."""
-        self.call._server_closed_session(reason)
+        self._life.server_closed_session(reason)
 
     def abandon(self) -> None:
         """The scope is over and its cleanup deadline passed: stop the call's tasks."""
-        call = self.call
-        if not call._over():
-            call._apply(call._machine.give_up())
+        self._life.abandon()
 
 
 def call_for_session(
@@ -763,4 +431,4 @@ def call_for_session(
         end_on_server=end_on_server,
         voice_plane=voice_plane,
     )
-    return call, CallOwner(call)
+    return call, CallOwner(call, call._life)
