@@ -56,3 +56,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/bench_calls.py", *session.posargs)
     soak = ["--calls", "20", "--concurrency", "5", "--seconds", "0.5", "--time-scale", "5"]
     session.run("python", "bench/soak.py", *(soak if quick else []))
+    if quick:  # its full run (2,000 tries, minutes) is run on its own: see bench/README.md
+        session.run("python", "bench/cancel_anywhere.py", "--quick")
