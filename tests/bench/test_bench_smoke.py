@@ -83,3 +83,18 @@ def test_stale_byte_count_sees_audio_of_a_cleared_turn() -> None:
     assert bench._stale_bytes(heard, [(0.0, 10), (1.0, 23)]) == 3
     assert bench._stale_bytes(heard, [(0.0, 19), (1.0, 23)]) == 0
     assert bench._stale_bytes(bytes([1]) * 4, []) == 0
+
+
+def test_cancel_anywhere_runs_and_counts_nothing_wrong() -> None:
+    """A short run of bench/cancel_anywhere.py (its default is 2,000 tries): every kind of
+    flow and cut, and every count 0, as the script's exit status says."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "cancel_anywhere.py"), "--tries", "40", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["tries"] == 40, report
