@@ -1,11 +1,13 @@
-"""The sans-IO protocol layer: frames as frozen attrs classes and pure codec functions.
+"""The sans-IO protocol layer: frames as frozen attrs classes and pure codec functions, and
+the protocol's state: the call and session lifecycles (:mod:`.call_state`,
+:mod:`.session_state`) and the pull ledger (:mod:`.pull`).
 
 Nothing here does I/O or imports trio; the client and the sandbox server share it.
 Decoders never raise: what cannot be decoded comes back as :class:`Unrecognised`,
 carrying a reason that is safe to log.
 """
 
-from . import control, handoff, pull, rest, voice
+from . import call_state, control, handoff, pull, rest, session_state, voice
 from ._fields import Unrecognised
 from .pull import PullLedger, PullOutcome
 from .timing import (
@@ -37,9 +39,11 @@ __all__ = [
     "PullLedger",
     "PullOutcome",
     "Unrecognised",
+    "call_state",
     "control",
     "handoff",
     "pull",
     "rest",
+    "session_state",
     "voice",
 ]

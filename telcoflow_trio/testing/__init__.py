@@ -17,8 +17,12 @@ For pytest, ``pytest_plugins = ["telcoflow_trio.testing.pytest_plugin"]`` gives 
 :class:`CallScript` against it and checks agent-level invariants; hypothesis strategies
 are in :mod:`telcoflow_trio.testing.strategies` and a multi-call state machine in
 :mod:`telcoflow_trio.testing.stateful` (both need ``hypothesis``; this package does not).
+Unit tests of your own logic without sockets: :class:`MemoryConnector` is an in-memory
+transport for ``SessionManager(connect=...)``, as ``trio.testing.memory_stream_pair`` is
+for streams.
 """
 
+from .._transport import MemoryConnector, MemorySocket, memory_socket_pair
 from ._audio import (
     AudioSource,
     Pcm,
@@ -83,6 +87,8 @@ __all__ = [
     "HangUp",
     "HeardFrame",
     "Interrupt",
+    "MemoryConnector",
+    "MemorySocket",
     "Noise",
     "Pause",
     "Pcm",
@@ -107,6 +113,7 @@ __all__ = [
     "WaOutbound",
     "WavFile",
     "frame_bytes",
+    "memory_socket_pair",
     "open_sandbox",
     "play_script",
     "read_wav",
