@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from . import _trace
 from ._call_lifecycle import CallLifecycle, EndOnServerHook
 from ._scope import TaskScope
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
@@ -56,6 +57,11 @@ _PUBLIC_STATE: Final = {
     CallPhase.ENDING: CallState.TERMINATED,
     CallPhase.ENDED: CallState.TERMINATED,
 }
+
+_GRACE: Final = voice.COMMAND_GRACE_SECONDS
+_TIMEOUT: Final = voice.CommandName.ANSWER.default_timeout_ms / 1000
+_DEADLINE: Final = _TIMEOUT + _GRACE
+"""How long a command method may take (reported to an observer, see :mod:`._trace`)."""
 
 
 @attrs.frozen
@@ -200,6 +206,9 @@ class Call:
         ``WSSConnectionError`` if the voice plane cannot be opened (the call is then ended
         on the server, so the caller is not left waiting).
         """
+        return await _trace.command(self, "answer", _DEADLINE, self._answer)
+
+    async def _answer(self) -> CommandResult:
         result = await self._command(voice.CommandName.ANSWER)
         if result and self._life.phase() is CallPhase.LIVE:
             self._life.machine.answer_ok()
@@ -208,6 +217,12 @@ class Call:
     async def connect(self, ring_time_seconds: int = 60) -> CommandResult:
         """Ring a human (1–120 s). Falsy with ``error_code == "CALL_UNANSWERED"`` when nobody
         picks up; the call stays up."""
+        ring = float(ring_time_seconds) if isinstance(ring_time_seconds, int) else _TIMEOUT
+        return await _trace.command(
+            self, "connect", ring + _GRACE, self._connect, ring_time_seconds
+        )
+
+    async def _connect(self, ring_time_seconds: int) -> CommandResult:
         if isinstance(ring_time_seconds, bool) or not isinstance(ring_time_seconds, int):
             raise TypeError(
                 f"ring_time_seconds must be an int, got {type(ring_time_seconds).__name__}"
@@ -227,19 +242,25 @@ class Call:
 
     async def whisper(self) -> CommandResult:
         """Speak to the connected human only (after ``connect``)."""
-        return await self._command(voice.CommandName.WHISPER)
+        return await _trace.command(
+            self, "whisper", _DEADLINE, self._command, voice.CommandName.WHISPER
+        )
 
     async def barge(self) -> CommandResult:
         """Speak to everyone on the call (after ``connect``)."""
-        return await self._command(voice.CommandName.BARGE)
+        return await _trace.command(
+            self, "barge", _DEADLINE, self._command, voice.CommandName.BARGE
+        )
 
     async def spy(self) -> CommandResult:
         """Listen only (after ``connect``)."""
-        return await self._command(voice.CommandName.SPY)
+        return await _trace.command(self, "spy", _DEADLINE, self._command, voice.CommandName.SPY)
 
     async def disconnect(self) -> CommandResult:
         """End the call for everyone."""
-        return await self._life.leave(disconnect=True, drain_timeout=0.0)
+        return await _trace.command(
+            self, "disconnect", _DEADLINE, self._life.leave, disconnect=True, drain_timeout=0.0
+        )
 
     async def close(self, *, drain_timeout: float = 0.0) -> CommandResult:
         """Leave the call; the call ends. Idempotent.
@@ -248,7 +269,15 @@ class Call:
         ``call.disconnect`` instead. With ``drain_timeout`` > 0, queued audio is first
         given that long to be pulled, so the last word is not clipped.
         """
-        return await self._life.leave(disconnect=False, drain_timeout=drain_timeout)
+        drain = float(drain_timeout) if isinstance(drain_timeout, int | float) else 0.0
+        return await _trace.command(
+            self,
+            "close",
+            _DEADLINE + drain,
+            self._life.leave,
+            disconnect=False,
+            drain_timeout=drain_timeout,
+        )
 
     # ── audio ───────────────────────────────────────────────────────────────────────────
 
@@ -256,6 +285,16 @@ class Call:
         """Queue PCM for the server to pull. Raises ``BufferFullError`` when it does not fit,
         or with ``wait=True`` waits for room. Once the call is over: ``WSSCallClosedError``
         (or ``BufferClosedError`` if it ended while this write waited for room)."""
+        observer = _trace.OBSERVER.get()
+        if observer is not None:
+            await _trace.audio(observer, self, pcm, self._send_audio, pcm, wait)
+            return
+        # The body of _send_audio, inlined: the unobserved path is the hot one.
+        if self._life.phase() is not CallPhase.LIVE:
+            await self._life.live()
+        await self._buffer.send_audio(pcm, wait=wait)
+
+    async def _send_audio(self, pcm: bytes | bytearray | memoryview, wait: bool) -> None:
         if self._life.phase() is not CallPhase.LIVE:
             await self._life.live()
         await self._buffer.send_audio(pcm, wait=wait)
@@ -263,6 +302,11 @@ class Call:
     async def clear_send_audio_buffer(self) -> int:
         """Drop everything queued and send ``agent.interrupt``; returns the bytes dropped.
         Afterwards no byte queued before the call is ever sent. Details in :attr:`last_clear`."""
+        return await _trace.command(
+            self, "clear_send_audio_buffer", _DEADLINE, self._clear_send_audio_buffer
+        )
+
+    async def _clear_send_audio_buffer(self) -> int:
         connection = await self._life.live()
         result = await connection.servicer.clear()
         return result.discarded_bytes

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from . import _trace
 from ._scope import TaskScope
 from ._validate import check_timeout
 from .call import Call, CallOwner, call_for_session
@@ -228,6 +229,9 @@ class Session:
             with trio.move_on_at(deadline):
                 await self._changed.wait()
         if self._call is not None:
+            observer = _trace.OBSERVER.get()
+            if observer is not None:
+                observer.call_seen(self._call)
             return self._call
         if self.is_closed:
             if not self._machine.ours:

@@ -1,0 +1,103 @@
+"""An explicit hook through which a test kit observes what an application does with its calls.
+
+The SDK reports to the :class:`Observer` set in :data:`OBSERVER` (for the current task and the
+tasks it starts) every call ``Session.incoming_call`` hands out, every command method of a
+:class:`~telcoflow_trio.Call` and every ``send_audio``. With no observer set, the cost is one
+``ContextVar.get`` per method call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+
+import trio
+
+from .errors import BufferClosedError, BufferFullError
+from .results import CommandResult
+
+if TYPE_CHECKING:
+    from .call import Call
+
+__all__ = ["OBSERVER", "Ended", "Observer", "audio", "command"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Ended = Callable[[str], object]
+"""Told how an operation ended: ``ok``, ``refused:CODE``, ``raised:Type``, ``cancelled``;
+for audio ``queued``, ``full``, ``closed``, ``cancelled``, ``raised:Type``."""
+
+
+class Observer(Protocol):
+    """What the SDK tells an observer. Called synchronously; must not raise."""
+
+    def call_seen(self, call: Call) -> None:
+        """``Session.incoming_call`` returned ``call``."""
+
+    def operation_started(self, call: Call, name: str, deadline_s: float) -> Ended:
+        """Command method ``name`` was called; it returns within ``deadline_s`` seconds."""
+
+    def audio_started(self, call: Call, pcm: bytes | bytearray | memoryview) -> Ended:
+        """``send_audio(pcm)`` was called (``pcm`` is what the application passed)."""
+
+
+OBSERVER: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
+    "telcoflow_trio_observer", default=None
+)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, trio.Cancelled):
+        return "cancelled"
+    return f"raised:{type(exc).__name__}"
+
+
+async def command(
+    call: Call,
+    name: str,
+    deadline_s: float,
+    operation: Callable[P, Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``await operation(*args, **kwargs)``, reported to the observer if one is set."""
+    observer = OBSERVER.get()
+    if observer is None:
+        return await operation(*args, **kwargs)
+    ended = observer.operation_started(call, name, deadline_s)
+    try:
+        result = await operation(*args, **kwargs)
+    except BaseException as exc:
+        ended(_failure(exc))
+        raise
+    if isinstance(result, CommandResult) and not result:
+        ended(f"refused:{result.error_code}")
+    else:
+        ended("ok")
+    return result
+
+
+async def audio(
+    observer: Observer,
+    call: Call,
+    pcm: bytes | bytearray | memoryview,
+    operation: Callable[P, Awaitable[None]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> None:
+    """``send_audio``'s observed path (its caller has already found ``observer``)."""
+    ended = observer.audio_started(call, pcm)
+    try:
+        await operation(*args, **kwargs)
+    except BufferFullError:
+        ended("full")
+        raise
+    except BufferClosedError:
+        ended("closed")
+        raise
+    except BaseException as exc:
+        ended(_failure(exc))
+        raise
+    ended("queued")
