@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -9,16 +10,24 @@ __all__ = ["RateLimit"]
 
 
 class RateLimit:
-    """``ready()`` is true at most once per ``interval`` seconds (the first time at once)."""
+    """Sums events between log lines so that at most one line per ``interval`` seconds is
+    written (the first at once)."""
+
+    __slots__ = ("_clock", "_interval", "_last", "pending")
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = interval
         self._clock = clock
-        self._next: float | None = None
+        self._last = -math.inf
+        self.pending = 0
+        """Counted since the last line."""
 
-    def ready(self) -> bool:
+    def add(self, n: int = 1) -> int:
+        """Count ``n``; what to report if a line is due now, else 0."""
+        self.pending += n
         now = self._clock()
-        if self._next is not None and now < self._next:
-            return False
-        self._next = now + self._interval
-        return True
+        if now - self._last < self._interval:
+            return 0
+        self._last = now
+        pending, self.pending = self.pending, 0
+        return pending

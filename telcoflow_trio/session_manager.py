@@ -442,7 +442,7 @@ class SessionManager:
                 logger.info("session %s: claim cut by a control reconnect: %s", session_id, exc)
                 return  # noqa: ASYNC910 (private task body)
             self._serve_failures += 1
-            if self._serve_failures_logged.ready():
+            if self._serve_failures_logged.add():
                 logger.warning(
                     "session %s: could not serve its call: %s (%d such failures so far)",
                     session_id,

@@ -36,6 +36,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from .._ratelimit import RateLimit
 from ..config import CallAudioConfig
 from ..errors import WSSCallClosedError
 
@@ -108,29 +109,6 @@ class IncomingCounters:
     """Dropped because nobody read the channel, or the call was over."""
 
 
-class _RateLimit:
-    """Sums events between log lines so that at most one line per interval is written."""
-
-    __slots__ = ("_clock", "_interval", "_last", "pending")
-
-    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._last = -math.inf
-        self.pending = 0
-        """Bytes counted since the last line."""
-
-    def add(self, n: int) -> int:
-        """Count ``n``; the bytes to report if a line is due now, else 0."""
-        self.pending += n
-        now = self._clock()
-        if now - self._last < self._interval:
-            return 0
-        self._last = now
-        pending, self.pending = self.pending, 0
-        return pending
-
-
 class _Channel:
     __slots__ = ("channel_id", "chunks", "lot", "queued", "readers")
 
@@ -175,8 +153,8 @@ class IncomingAudio:
         self._read = 0
         self._dropped = 0
         self._unread = 0
-        self._slow_log = _RateLimit(interval, clock)
-        self._unread_log = _RateLimit(interval, clock)
+        self._slow_log = RateLimit(interval, clock)
+        self._unread_log = RateLimit(interval, clock)
 
     @classmethod
     def from_config(

@@ -56,7 +56,6 @@ written may ignore ``written``: new audio then waits for the round trip).
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
@@ -64,6 +63,7 @@ from typing import Final, TypeAlias
 import attrs
 import trio
 
+from .._validate import check_timeout
 from ..errors import WSSCallClosedError
 from ..protocol.pull import MAX_REQUEST_RUNS, PullLedger, PullOutcome
 from ..protocol.voice import BufferRequest
@@ -205,14 +205,6 @@ class _Framer:
         self.offset = offset
         self.staged -= n
         return b"".join(pieces)
-
-
-def _check_timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
 
 
 class PullServicer:
@@ -513,7 +505,7 @@ class PullServicer:
         New writes are refused from the start; the tail is flushed. Returns the bytes left
         unsent.
         """
-        timeout = _check_timeout("drain_timeout", drain_timeout)
+        timeout = check_timeout("drain_timeout", drain_timeout)
         if not self._closed and timeout > 0 and self._buffer.size:
             self._buffer.close()  # also wakes the servicer: its channel ends
             with trio.move_on_after(timeout):
