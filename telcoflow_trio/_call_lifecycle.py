@@ -361,11 +361,15 @@ class CallLifecycle:
             return CommandResult(True)
         return result
 
-    async def _settle_ending(self) -> None:  # noqa: ASYNC910 (private wait loop)
-        """Wait (bounded) for the end-on-server task of this call to finish."""
-        with trio.move_on_after(END_ON_SERVER_DEADLINE):
-            while self.phase() is CallPhase.ENDING:
+    async def _wait_while(self, phase: CallPhase, seconds: float) -> None:  # noqa: ASYNC910 (private wait loop)
+        """Wait until the call leaves ``phase``, at most ``seconds``."""
+        with trio.move_on_after(seconds):
+            while self.phase() is phase:
                 await self._changed.wait()
+
+    async def _settle_ending(self) -> None:
+        """Wait (bounded) for the end-on-server task of this call to finish."""
+        await self._wait_while(CallPhase.ENDING, END_ON_SERVER_DEADLINE)
 
     async def leave(self, *, disconnect: bool, drain_timeout: float) -> CommandResult:
         """``call.close`` (or ``call.disconnect``); see :meth:`Call.close`."""
@@ -377,9 +381,7 @@ class CallLifecycle:
         if self.phase() is CallPhase.CLOSING:
             # An earlier close is waiting for its answer (or was cancelled while it did):
             # the server is ending the call; a second close would be refused.
-            with trio.move_on_after(_LEAVE_WAIT):
-                while self.phase() is CallPhase.CLOSING:
-                    await self._changed.wait()
+            await self._wait_while(CallPhase.CLOSING, _LEAVE_WAIT)
             if self.over():
                 return CommandResult(True)
             if self.phase() is CallPhase.CLOSING:
@@ -419,9 +421,7 @@ class CallLifecycle:
                     # call without its socket rather than spend the cleanup deadline on it.
                     if not close_sent:
                         close_sent = True
-                        with trio.move_on_after(_SETTLE_CLOSE_WAIT):
-                            while self.phase() is CallPhase.CLOSING:
-                                await self._changed.wait()
+                        await self._wait_while(CallPhase.CLOSING, _SETTLE_CLOSE_WAIT)
                     if self.phase() in (CallPhase.LIVE, CallPhase.CLOSING):
                         await self._carry_out(machine.give_up())
                 elif phase is CallPhase.ENDING and not self._ending_task:
