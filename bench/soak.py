@@ -31,7 +31,7 @@ import httpx
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing import frame_bytes
+from telcoflow_trio.sandbox import frame_bytes
 
 POLL_SECONDS = 0.5
 SAMPLE_RATE = 16000  # the default CallAudioConfig

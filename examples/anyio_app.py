@@ -23,7 +23,7 @@ import attrs
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("anyio_app")
 

@@ -23,7 +23,7 @@ from typing import Final
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("assistant_whisper")
 
@@ -89,7 +89,8 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox(time_scale: float) -> int:
-    from telcoflow_trio.testing import ConnectBehaviour, EndedBy, open_sandbox
+    from telcoflow_trio.sandbox import ConnectBehaviour, EndedBy
+    from telcoflow_trio.testing import open_sandbox
 
     rate = 16000
     async with (

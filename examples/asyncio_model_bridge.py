@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("asyncio_model_bridge")
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("echo_agent")
 

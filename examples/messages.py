@@ -23,7 +23,7 @@ from typing import Any, Final
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("messages")
 

@@ -3,12 +3,21 @@
 The library configures no logging handlers; its loggers live under ``telcoflow_trio``.
 """
 
+# The layout, from the bottom up (each layer imports only the ones below it):
+#   protocol/       sans-IO: frames, codecs, and the call, session and pull state machines
+#   _transport      the message-socket seam; _websocket is its trio-websocket engine
+#   audio/          the outgoing byte buffer and pull servicer, incoming audio budgets
+#   _control_connection, _voice_connection   one loop per WebSocket, feeding the machines
+#   _call, _call_lifecycle, _session, _session_manager, _rest_client   what users hold
+#   _config, _errors, _enums, _messages, _results   the vocabulary the layers share
+# Beside the SDK, importing it and never imported by it: sandbox/ (a local server),
+# testing/ (the kit: scripts, invariants, strategies, the pytest plugin) and _cli/
+# (``python -m telcoflow_trio``). The public names are the ones re-exported here.
+
 import logging
 
-from ._version import __version__
-from .audio import AudioCounters, AudioStream, ClearResult
-from .call import Call, CallEndReason, CallError, CallTerminated
-from .config import (
+from ._call import Call, CallEndReason, CallError, CallTerminated
+from ._config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,
     CallAudioConfig,
@@ -16,8 +25,9 @@ from .config import (
     CallFlowConfig,
     SessionManagerConfig,
 )
-from .control_connection import ConnectionState
-from .enums import (
+from ._control_connection import ConnectionState
+from ._entry import run_main
+from ._enums import (
     CALL_ERROR,
     CALL_TERMINATED,
     AudioMode,
@@ -30,7 +40,7 @@ from .enums import (
     MessageErrorCode,
     SessionActivityType,
 )
-from .errors import (
+from ._errors import (
     BufferClosedError,
     BufferFullError,
     WrongChannelError,
@@ -54,11 +64,13 @@ from .errors import (
     WSSSessionNotFound,
     WSSSessionNotOpen,
 )
-from .messages import IncomingMessage, SendWAMessage, SessionNotification
+from ._messages import IncomingMessage, SendWAMessage, SessionNotification
+from ._results import CommandResult, SendMessageResult
+from ._session import Session
+from ._session_manager import SessionManager
+from ._version import __version__
+from .audio import AudioCounters, AudioStream, ClearResult
 from .protocol.rest import CloseResult, SessionInfo
-from .results import CommandResult, SendMessageResult
-from .session import Session
-from .session_manager import SessionManager
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -120,4 +132,5 @@ __all__ = [
     "WSSSessionNotOpen",
     "WrongChannelError",
     "__version__",
+    "run_main",
 ]

@@ -16,12 +16,8 @@ from typing import Final, TypeAlias
 
 import trio
 
-from ._scope import TaskScope
-from ._validate import check_timeout
-from .audio import SendAudioBuffer
-from .audio.incoming import IncomingAudio
-from .enums import CloseReason
-from .errors import (
+from ._enums import CloseReason
+from ._errors import (
     WSSAuthenticationError,
     WSSCallClosedError,
     WSSCallStateError,
@@ -29,6 +25,12 @@ from .errors import (
     WSSError,
     WSSSessionBusy,
 )
+from ._results import CommandResult
+from ._scope import TaskScope
+from ._validate import check_timeout
+from ._voice_connection import VoiceConnection, VoicePlane
+from .audio import SendAudioBuffer
+from .audio._incoming import IncomingAudio
 from .protocol import handoff, voice
 from .protocol.call_state import (
     Action,
@@ -40,8 +42,6 @@ from .protocol.call_state import (
     SendClose,
     StopVoice,
 )
-from .results import CommandResult
-from .voice_connection import VoiceConnection, VoicePlane
 
 __all__ = ["END_ON_SERVER_DEADLINE", "CallEventSink", "CallLifecycle", "EndOnServerHook"]
 

@@ -10,40 +10,43 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import trio
 
-from .errors import BufferClosedError, BufferFullError
-from .results import CommandResult
-
-if TYPE_CHECKING:
-    from .call import Call
+from ._errors import BufferClosedError, BufferFullError
+from ._results import CommandResult
 
 __all__ = ["OBSERVER", "Ended", "Observer", "audio", "command"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+CallT = TypeVar("CallT", contravariant=True)
+SessionT = TypeVar("SessionT", contravariant=True)
 
 Ended = Callable[[str], object]
 """Told how an operation ended: ``ok``, ``refused:CODE``, ``raised:Type``, ``cancelled``;
 for audio ``queued``, ``full``, ``closed``, ``cancelled``, ``raised:Type``."""
 
 
-class Observer(Protocol):
-    """What the SDK tells an observer. Called synchronously; must not raise."""
+class Observer(Protocol[CallT, SessionT]):
+    """What the SDK tells an observer (an ``Observer[Call, Session]``). Called synchronously;
+    must not raise.
 
-    def call_seen(self, call: Call) -> None:
-        """``Session.incoming_call`` returned ``call``."""
+    Generic so that this module, which the call and session modules import, imports neither.
+    """
 
-    def operation_started(self, call: Call, name: str, deadline_s: float) -> Ended:
+    def call_seen(self, call: CallT, session: SessionT) -> None:
+        """``session.incoming_call()`` returned ``call``."""
+
+    def operation_started(self, call: CallT, name: str, deadline_s: float) -> Ended:
         """Command method ``name`` was called; it returns within ``deadline_s`` seconds."""
 
-    def audio_started(self, call: Call, pcm: bytes | bytearray | memoryview) -> Ended:
+    def audio_started(self, call: CallT, pcm: bytes | bytearray | memoryview) -> Ended:
         """``send_audio(pcm)`` was called (``pcm`` is what the application passed)."""
 
 
-OBSERVER: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
+OBSERVER: contextvars.ContextVar[Observer[Any, Any] | None] = contextvars.ContextVar(
     "telcoflow_trio_observer", default=None
 )
 
@@ -55,7 +58,7 @@ def _failure(exc: BaseException) -> str:
 
 
 async def command(
-    call: Call,
+    call: object,
     name: str,
     deadline_s: float,
     operation: Callable[P, Awaitable[T]],
@@ -80,8 +83,8 @@ async def command(
 
 
 async def audio(
-    observer: Observer,
-    call: Call,
+    observer: Observer[Any, Any],
+    call: object,
     pcm: bytes | bytearray | memoryview,
     operation: Callable[P, Awaitable[None]],
     *args: P.args,

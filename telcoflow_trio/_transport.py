@@ -6,7 +6,7 @@ cuts one in half, :meth:`~MessageSocket.receive` returns the next one or raises
 politely (:meth:`~MessageSocket.aclose`) or at once (:meth:`~MessageSocket.abort`).
 
 A :class:`Connector` opens one: ``async with connect(url, headers, tls, what=...) as sock``.
-:func:`open_websocket` is the default, a real WebSocket on trio-websocket (in ``_websocket``);
+The default is ``_websocket.open_websocket``, a real WebSocket on trio-websocket;
 :class:`MemoryConnector` hands out the ends of :func:`memory_socket_pair` instead, so the
 connection classes are unit-tested without sockets, as ``trio.testing.memory_stream_pair``
 does for streams.
@@ -26,7 +26,7 @@ from typing import Final, Protocol
 import attrs
 import trio
 
-from .errors import WSSAuthenticationError, WSSConnectionError, WSSError
+from ._errors import WSSAuthenticationError, WSSConnectionError, WSSError
 
 __all__ = [
     "DISCONNECT_TIMEOUT",
@@ -39,7 +39,6 @@ __all__ = [
     "SocketClosed",
     "keep_alive",
     "memory_socket_pair",
-    "open_websocket",
     "refusal_error",
 ]
 
@@ -112,7 +111,7 @@ class MessageSocket(abc.ABC):
 
 
 class Connector(Protocol):
-    """Opens a :class:`MessageSocket`; :func:`open_websocket` is the real one.
+    """Opens a :class:`MessageSocket`; ``_websocket.open_websocket`` is the real one.
 
     ``what`` names the plane in error messages (``"control plane"``); ``secrets`` are
     scrubbed from anything the server says back. A refused upgrade raises
@@ -131,27 +130,6 @@ class Connector(Protocol):
         secrets: tuple[str, ...] = (),
         message_queue_size: int = 1,
     ) -> AbstractAsyncContextManager[MessageSocket]: ...
-
-
-def open_websocket(
-    url: str,
-    headers: Mapping[str, str],
-    tls: ssl.SSLContext | None,
-    *,
-    what: str,
-    secrets: tuple[str, ...] = (),
-    message_queue_size: int = 1,
-) -> AbstractAsyncContextManager[MessageSocket]:
-    """The default :class:`Connector`: a client WebSocket over TCP (and TLS for ``wss://``).
-
-    ``message_queue_size`` is how many received messages may wait for :meth:`receive`.
-    """
-    # Imported here: the engine builds on this module's interface.
-    from . import _websocket
-
-    return _websocket.open_websocket(
-        url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
-    )
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

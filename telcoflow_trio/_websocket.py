@@ -23,8 +23,8 @@ import trio
 import trio_websocket
 
 from . import _transport
+from ._errors import WSSAuthenticationError, WSSConnectionError
 from ._transport import MessageSocket, SocketClosed, refusal_error
-from .errors import WSSAuthenticationError, WSSConnectionError
 
 __all__ = ["CONNECT_TIMEOUT", "TrioWebSocket", "open_websocket", "os_reason", "wrap_stream"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import telcoflow_trio as tf
-from telcoflow_trio.errors import SERVER_ERROR_CLASSES, error_from_code
+from telcoflow_trio._errors import SERVER_ERROR_CLASSES, error_from_code
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from types import ModuleType
 import pytest
 import trio
 
+from telcoflow_trio._entry import INTERRUPTED_STATUS
 from telcoflow_trio.testing import TestSignal, open_sandbox
-from telcoflow_trio.testing.entrypoint import INTERRUPTED_STATUS
 
 from .cli.interrupting import Ended, running
 

@@ -29,7 +29,7 @@ import httpx
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("handoff.front")
 

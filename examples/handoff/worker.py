@@ -28,7 +28,7 @@ import h11
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.entrypoint import run_main
+from telcoflow_trio import run_main
 
 log = logging.getLogger("handoff.worker")
 

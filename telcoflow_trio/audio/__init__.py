@@ -4,14 +4,14 @@ incoming, a byte budget per call and the receive channels that read it.
 :class:`SendAudioBuffer` queues the agent's PCM; :class:`PullServicer` answers the
 server's ``buffer_request``s from it, one per voice connection, and implements
 interruption (:meth:`PullServicer.clear`), playout waits, the heard position and drain on
-close. See :mod:`telcoflow_trio.audio.servicer` for the seam the voice connection plugs into.
+close. See :mod:`telcoflow_trio.audio._servicer` for the seam the voice connection plugs into.
 :class:`IncomingAudio` holds what the voice plane receives, per channel, within one byte
 budget per call; ``call.audio_stream()`` reads it through an :class:`AudioStream`.
 """
 
-from .buffer import BufferCounters, SendAudioBuffer
-from .incoming import AudioStream, IncomingAudio, IncomingCounters, IncomingReceiver
-from .servicer import (
+from ._buffer import BufferCounters, SendAudioBuffer
+from ._incoming import AudioStream, IncomingAudio, IncomingCounters, IncomingReceiver
+from ._servicer import (
     MAX_REQUEST_RUNS,
     AudioCounters,
     ClearResult,

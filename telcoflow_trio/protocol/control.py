@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
-from ..enums import AudioMode, ChannelType, CloseReason, InboundCallMode, SessionActivityType
+from .._enums import AudioMode, ChannelType, CloseReason, InboundCallMode, SessionActivityType
 from ._fields import (
     FieldError,
     JSONObject,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import attrs
 
-from ..enums import ChannelType
+from .._enums import ChannelType
 from ._fields import (
     FieldError,
     JSONObject,

@@ -26,7 +26,7 @@ from typing import Final
 
 import attrs
 
-from ..enums import CloseReason
+from .._enums import CloseReason
 
 __all__ = [
     "CloseOverRest",

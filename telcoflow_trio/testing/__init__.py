@@ -1,105 +1,98 @@
-"""``telcoflow_trio.testing``: a faithful local Telcoflow server, the sandbox.
+"""``telcoflow_trio.testing``: test your agent, as :mod:`trio.testing` tests trio programs.
 
-It speaks the control, REST and voice planes on one port, simulates callers that speak
-and record, pulls agent audio at real-time pace, and injects faults::
+- **Call scripts**: :func:`run_script` plays a :class:`CallScript` (steps such as
+  :class:`Speak`, :class:`Pause`, :class:`HangUp`, :class:`DropVoice`) against your
+  handler through a local sandbox server and checks agent-level invariants
+  (:data:`DEFAULT_INVARIANTS`); a failure raises :class:`ScriptFailure` with a replayable
+  script::
 
-    from telcoflow_trio.testing import open_sandbox, TestSignal
+      from telcoflow_trio.testing import CallScript, HangUp, Pause, Speak, run_script
 
-    async with open_sandbox(time_scale=10) as sandbox:
-        config = sandbox.config()          # a SessionManagerConfig for this sandbox
-        call = await sandbox.place_call(audio=TestSignal(seconds=2))
-        ...
-        await call.wait_terminated()
-        assert call.heard == call.spoken
+      run_script(CallScript([Speak(1.0), Pause(0.5), HangUp()]), handle_call)
 
-For pytest, ``pytest_plugins = ["telcoflow_trio.testing.pytest_plugin"]`` gives a
-``sandbox`` fixture. Property-based tests of an agent: :func:`run_script` plays a
-:class:`CallScript` against it and checks agent-level invariants; hypothesis strategies
-are in :mod:`telcoflow_trio.testing.strategies` and a multi-call state machine in
-:mod:`telcoflow_trio.testing.stateful` (both need ``hypothesis``; this package does not).
-Unit tests of your own logic without sockets: :class:`MemoryConnector` is an in-memory
-transport for ``SessionManager(connect=...)``, as ``trio.testing.memory_stream_pair`` is
-for streams.
+- **Property tests**: hypothesis strategies in :mod:`telcoflow_trio.testing.strategies`
+  and a many-calls state machine in :mod:`telcoflow_trio.testing.stateful` (both need
+  ``hypothesis``; this package does not).
+- **A pytest fixture**, ``sandbox``, registered when the package is installed (needs
+  pytest-trio); the server itself is :mod:`telcoflow_trio.sandbox`, whose
+  :func:`open_sandbox`, :class:`Sandbox` and audio sources are re-exported here.
+- **Unit tests without sockets**: :class:`MemoryConnector` is an in-memory transport for
+  ``SessionManager(connect=...)``, as :func:`trio.testing.memory_stream_pair` is for
+  streams.
+
+The kit observes calls through the SDK's trace hook; it patches nothing.
 """
 
+# The kit's own modules: _script (steps), _record (what the agent did, via the SDK's trace
+# hook), _invariants, _runner; strategies and stateful need hypothesis and stay submodules.
 from .._transport import MemoryConnector, MemorySocket, memory_socket_pair
-from ._audio import (
+from ..sandbox import (
     AudioSource,
     Pcm,
+    Sandbox,
     Silence,
+    SimulatedCall,
     TestSignal,
     Tone,
     WavFile,
-    frame_bytes,
-    read_wav,
-    resample,
-    write_wav,
+    open_sandbox,
 )
-from ._caller import (
-    CallerState,
-    CommandRecord,
-    ConnectBehaviour,
-    ConnectOutcome,
-    EndedBy,
-    HeardFrame,
-    Interrupt,
-    PullRecord,
-    SimulatedCall,
+from ._invariants import (
+    DEFAULT_INVARIANTS,
+    Invariant,
+    PlayedCall,
+    QuietWhileInterrupted,
+    Violation,
+    audible,
+    commands_answered_within_deadline,
+    ends_closed_on_both_sides,
+    no_stale_audio_after_interrupt,
+    no_undocumented_errors,
 )
-from ._clock import SandboxClock
-from ._faults import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES, Faults
-from ._framelog import FrameLog, FrameRecord
-from ._invariants import PlayedCall, QuietWhileInterrupted, Violation
-from ._runner import RunOptions, ScriptFailure, play_script, run_script
-from ._sandbox import Sandbox, open_sandbox
+from ._record import AudioWrite, CallLedger, ClearCall, CommandCall, HandlerRun
+from ._runner import Handler, Program, RunOptions, ScriptFailure, play_script, run_script
 from ._script import (
-    CallError,
     CallScript,
     DropControl,
     DropVoice,
     HangUp,
     Noise,
     Pause,
+    SendCallError,
     SetConnect,
     Shutdown,
     SlowCommands,
     Speak,
     StallPulls,
+    Step,
 )
-from ._sessions import SessionRecord, WaOutbound
 
 __all__ = [
-    "MALFORMED_CONTROL_FRAMES",
-    "MALFORMED_VOICE_FRAMES",
+    "DEFAULT_INVARIANTS",
     "AudioSource",
-    "CallError",
+    "AudioWrite",
+    "CallLedger",
     "CallScript",
-    "CallerState",
-    "CommandRecord",
-    "ConnectBehaviour",
-    "ConnectOutcome",
+    "ClearCall",
+    "CommandCall",
     "DropControl",
     "DropVoice",
-    "EndedBy",
-    "Faults",
-    "FrameLog",
-    "FrameRecord",
+    "Handler",
+    "HandlerRun",
     "HangUp",
-    "HeardFrame",
-    "Interrupt",
+    "Invariant",
     "MemoryConnector",
     "MemorySocket",
     "Noise",
     "Pause",
     "Pcm",
     "PlayedCall",
-    "PullRecord",
+    "Program",
     "QuietWhileInterrupted",
     "RunOptions",
     "Sandbox",
-    "SandboxClock",
     "ScriptFailure",
-    "SessionRecord",
+    "SendCallError",
     "SetConnect",
     "Shutdown",
     "Silence",
@@ -107,17 +100,18 @@ __all__ = [
     "SlowCommands",
     "Speak",
     "StallPulls",
+    "Step",
     "TestSignal",
     "Tone",
     "Violation",
-    "WaOutbound",
     "WavFile",
-    "frame_bytes",
+    "audible",
+    "commands_answered_within_deadline",
+    "ends_closed_on_both_sides",
     "memory_socket_pair",
+    "no_stale_audio_after_interrupt",
+    "no_undocumented_errors",
     "open_sandbox",
     "play_script",
-    "read_wav",
-    "resample",
     "run_script",
-    "write_wav",
 ]

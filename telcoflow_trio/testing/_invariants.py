@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import attrs
 
-from ..errors import BufferClosedError, WSSCallClosedError
-from ._caller import CallerState, SimulatedCall
+from .._errors import BufferClosedError, WSSCallClosedError
+from ..sandbox import CallerState, SimulatedCall
 from ._record import AudioWrite, CallLedger, HandlerRun
 from ._script import CallScript
 
@@ -210,7 +210,7 @@ def ends_closed_on_both_sides(played: PlayedCall) -> None:
         assert call.state.value == "TERMINATED", (
             f"the agent's Call object is still {call.state.value} after the agent stopped"
         )
-        session = call.session
+        session = ledger.session
         assert session is None or session.is_closed, "the agent's Session is still open"
     if played.ended_at is None:
         return

@@ -17,7 +17,8 @@ import attrs
 import trio
 
 from .. import _trace
-from ..call import Call
+from .._call import Call
+from .._session import Session
 
 __all__ = ["AudioWrite", "CallLedger", "ClearCall", "CommandCall", "HandlerRun", "Recorder"]
 
@@ -61,6 +62,8 @@ class CallLedger:
     """Everything recorded about one client-side :class:`Call` object."""
 
     call: Call
+    session: Session | None = None
+    """The session that handed the call out (``None`` for a call made by ``Call.from_json``)."""
     writes: list[AudioWrite] = attrs.field(factory=list)
     clears: list[ClearCall] = attrs.field(factory=list)
     commands: list[CommandCall] = attrs.field(factory=list)
@@ -81,7 +84,7 @@ class HandlerRun:
     error: BaseException | None = None
 
 
-class Recorder(_trace.Observer):
+class Recorder(_trace.Observer[Call, Session]):
     """Collects ledgers and handler runs for the tasks that run in its context."""
 
     def __init__(self, now: Callable[[], float] = trio.current_time) -> None:
@@ -113,8 +116,8 @@ class Recorder(_trace.Observer):
 
     # ── the SDK's observer ──────────────────────────────────────────────────────────────
 
-    def call_seen(self, call: Call) -> None:
-        self.ledger(call)
+    def call_seen(self, call: Call, session: Session) -> None:
+        self.ledger(call).session = session
 
     def operation_started(self, call: Call, name: str, deadline_s: float) -> _trace.Ended:
         ledger = self.ledger(call)

@@ -25,12 +25,11 @@ import attrs
 import trio
 import trio.testing
 
-from ..call import Call
-from ..config import SessionManagerConfig
-from ..errors import BufferClosedError, WSSCallClosedError
-from ..session_manager import SessionManager
-from ._audio import Silence
-from ._caller import CallerState, SimulatedCall
+from .._call import Call
+from .._config import SessionManagerConfig
+from .._errors import BufferClosedError, WSSCallClosedError
+from .._session_manager import SessionManager
+from ..sandbox import CallerState, Sandbox, Silence, SimulatedCall, open_sandbox
 from ._invariants import (
     DEFAULT_INVARIANTS,
     Invariant,
@@ -39,14 +38,13 @@ from ._invariants import (
     check_call,
 )
 from ._record import Recorder, without_cancelled
-from ._sandbox import Sandbox, open_sandbox
 from ._script import (
-    CallError,
     CallScript,
     DropControl,
     DropVoice,
     HangUp,
     Pause,
+    SendCallError,
     SetConnect,
     Shutdown,
     SlowCommands,
@@ -241,14 +239,14 @@ class _Player:
             case HangUp():
                 self.note(repr(step))
                 await sim.hang_up()
-            case CallError() if link_open:
+            case SendCallError() if link_open:
                 self.note(repr(step))
                 await sim.inject_error(step.code, step.message)
             case DropVoice() if link_open:
                 self.note(repr(step))
                 self.cut += 1
                 await sim.drop_voice()
-            case CallError() | DropVoice():
+            case SendCallError() | DropVoice():
                 self.note(f"{step!r} skipped: the call has no voice connection")
             case DropControl():
                 cut = await self.sandbox.drop_control_connections()

@@ -21,17 +21,23 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
-from ._audio import SAMPLE_WIDTH, AudioSource, Silence, TestSignal, Tone, frame_bytes
-from ._caller import ConnectBehaviour, ConnectOutcome
+from ..sandbox import (
+    AudioSource,
+    ConnectBehaviour,
+    ConnectOutcome,
+    Silence,
+    TestSignal,
+    Tone,
+)
 
 __all__ = [
-    "CallError",
     "CallScript",
     "DropControl",
     "DropVoice",
     "HangUp",
     "Noise",
     "Pause",
+    "SendCallError",
     "SetConnect",
     "Shutdown",
     "SlowCommands",
@@ -68,7 +74,7 @@ class Noise:
     amplitude: float = 0.3
 
     def render(self, sample_rate: int) -> bytes:
-        count = frame_bytes(sample_rate, self.seconds) // SAMPLE_WIDTH
+        count = round(sample_rate * self.seconds)
         peak = round(32767 * max(0.0, min(1.0, self.amplitude)))
         rng = random.Random(self.seed)
         samples = array("h", (rng.randint(-peak, peak) for _ in range(count)))
@@ -148,7 +154,7 @@ class Shutdown(_StepBase):
 
 
 @attrs.frozen(repr=False)
-class CallError(_StepBase):
+class SendCallError(_StepBase):
     """The server sends a ``call.error`` event on the voice plane; the call stays up."""
 
     code: str = "TTS_SESSION_ERROR"
@@ -197,7 +203,7 @@ Step: TypeAlias = (
     | Pause
     | HangUp
     | Shutdown
-    | CallError
+    | SendCallError
     | DropVoice
     | DropControl
     | StallPulls
@@ -209,7 +215,7 @@ STEP_TYPES: Final = (
     Pause,
     HangUp,
     Shutdown,
-    CallError,
+    SendCallError,
     DropVoice,
     DropControl,
     StallPulls,

@@ -1,6 +1,8 @@
-"""A pytest plugin with a ``sandbox`` fixture (needs pytest-trio).
+"""A pytest plugin with a ``sandbox`` fixture (needs pytest-trio, with ``trio_mode = true``
+or ``@pytest.mark.trio`` on the tests).
 
-Enable it in a ``conftest.py`` with ``pytest_plugins = ["telcoflow_trio.testing.pytest_plugin"]``.
+Installing the package registers it (a ``pytest11`` entry point): there is nothing to add
+to ``conftest.py``, and adding it to ``pytest_plugins`` as well makes pytest refuse to start.
 Tune the sandbox per test with ``@pytest.mark.sandbox(time_scale=10, ...)``: the marker's
 keyword arguments are passed to :func:`open_sandbox`.
 """
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ._sandbox import Sandbox, open_sandbox
+from ..sandbox import Sandbox, open_sandbox
 
 __all__ = ["sandbox"]
 

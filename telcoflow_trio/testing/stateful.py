@@ -31,16 +31,14 @@ import trio.testing
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from ..call import Call
-from ..config import SessionManagerConfig
-from ..errors import BufferClosedError, WSSCallClosedError
-from ._audio import AudioSource
-from ._caller import CallerState, SimulatedCall
+from .._call import Call
+from .._config import SessionManagerConfig
+from .._errors import BufferClosedError, WSSCallClosedError
+from ..sandbox import AudioSource, CallerState, Sandbox, SimulatedCall, open_sandbox
 from ._invariants import DEFAULT_INVARIANTS, Invariant, PlayedCall, Violation, check_call
 from ._record import Recorder
 from ._runner import AgentRunner, _until
-from ._sandbox import Sandbox, open_sandbox
-from ._script import CallError
+from ._script import SendCallError
 from .strategies import audio_sources, call_errors
 
 __all__ = ["CallScenarios", "ScenarioFailure"]
@@ -238,7 +236,7 @@ class CallScenarios(RuleBasedStateMachine):
         self.run(call.hang_up, self.step_seconds)
 
     @rule(call=calls, error=call_errors())
-    def call_error(self, call: SimulatedCall, error: CallError) -> None:
+    def call_error(self, call: SimulatedCall, error: SendCallError) -> None:
         async def inject() -> None:
             if call.voice_link is not None and call.voice_link.is_open:
                 self.note(call, repr(error))

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from hypothesis import strategies as st
 
-from ..enums import (
+from .._enums import (
     AudioMode,
     ChannelType,
     CloseReason,
@@ -31,16 +31,22 @@ from ..enums import (
     SessionActivityType,
 )
 from ..protocol import control, handoff, rest, voice
-from ._audio import AudioSource, Silence, TestSignal, Tone
-from ._faults import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES
+from ..sandbox import (
+    MALFORMED_CONTROL_FRAMES,
+    MALFORMED_VOICE_FRAMES,
+    AudioSource,
+    Silence,
+    TestSignal,
+    Tone,
+)
 from ._script import (
-    CallError,
     CallScript,
     DropControl,
     DropVoice,
     HangUp,
     Noise,
     Pause,
+    SendCallError,
     SetConnect,
     Shutdown,
     SlowCommands,
@@ -429,10 +435,10 @@ def pauses(*, min_seconds: float = 0.1, max_seconds: float = 2.0) -> st.SearchSt
     return st.builds(Pause, _durations(min_seconds, max_seconds))
 
 
-def call_errors() -> st.SearchStrategy[CallError]:
+def call_errors() -> st.SearchStrategy[SendCallError]:
     """A ``call.error`` from the server."""
     return st.builds(
-        CallError,
+        SendCallError,
         st.sampled_from(["TTS_SESSION_ERROR", "ASR_SESSION_ERROR", "MEDIA_ERROR"]),
         st.sampled_from(["simulated error", "the media server hiccuped"]),
     )

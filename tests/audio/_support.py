@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from telcoflow_trio._results import CommandResult
 from telcoflow_trio.audio import PullServicer, SendAudioBuffer
 from telcoflow_trio.protocol.voice import BufferRequest
-from telcoflow_trio.results import CommandResult
 
 INTERRUPT = "agent.interrupt"
 

@@ -27,13 +27,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from telcoflow_trio import WSSCallClosedError
+from telcoflow_trio._config import CallAudioConfig
 from telcoflow_trio._transport import MemoryConnector
+from telcoflow_trio._voice_connection import VoiceConnection
 from telcoflow_trio.audio import AudioStream, IncomingAudio, IncomingReceiver, SendAudioBuffer
-from telcoflow_trio.audio.incoming import CHUNK_CHARGE, DEFAULT_CAPACITY
-from telcoflow_trio.config import CallAudioConfig
-from telcoflow_trio.voice_connection import VoiceConnection
+from telcoflow_trio.audio._incoming import CHUNK_CHARGE, DEFAULT_CAPACITY
 
-LOGGER = "telcoflow_trio.audio.incoming"
+LOGGER = "telcoflow_trio.audio._incoming"
 DEADLINE = 60.0  # virtual seconds (autojump clock): a lost wake-up fails at once
 
 

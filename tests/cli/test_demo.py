@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from telcoflow_trio.testing import read_wav
-from telcoflow_trio.testing._demo import Utterance, run_demo
-from telcoflow_trio.testing._progress import Progress, bar
+from telcoflow_trio._cli._demo import Utterance, run_demo
+from telcoflow_trio._cli._progress import Progress, bar
+from telcoflow_trio.sandbox import read_wav
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

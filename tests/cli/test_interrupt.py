@@ -8,7 +8,7 @@ import signal
 import pytest
 import trio
 
-from telcoflow_trio.testing.entrypoint import INTERRUPTED_STATUS, is_interrupt, run_main
+from telcoflow_trio._entry import INTERRUPTED_STATUS, is_interrupt, run_main
 
 from .interrupting import running
 

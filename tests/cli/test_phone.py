@@ -13,11 +13,11 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.__main__ import main as cli_main
-from telcoflow_trio.testing import Sandbox, open_sandbox, read_wav
-from telcoflow_trio.testing._demo import echo
-from telcoflow_trio.testing._phone import PhoneError, rest_base, run_phone
-from telcoflow_trio.testing._wav import load_wav
+from telcoflow_trio._cli import main as cli_main
+from telcoflow_trio._cli._demo import echo
+from telcoflow_trio._cli._phone import PhoneError, rest_base, run_phone
+from telcoflow_trio.sandbox import read_wav
+from telcoflow_trio.testing import Sandbox, open_sandbox
 
 from .wavs import int16, make_wav
 
@@ -70,7 +70,7 @@ async def test_phone_command_calls_the_agent_and_records_its_answer(
     assert "ended by CALLER_HANGUP" in stdout
     heard, rate = read_wav(out)
     assert rate == 16000
-    assert heard == load_wav(said, sample_rate=16000)[0]  # converted once, echoed exactly
+    assert heard == read_wav(said, sample_rate=16000)[0]  # converted once, echoed exactly
     (sim,) = echo_sandbox.calls.values()
     assert bytes(sim.spoken) == heard
 

@@ -8,7 +8,8 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing import ConnectBehaviour, EndedBy, Sandbox, TestSignal
+from telcoflow_trio.sandbox import ConnectBehaviour, EndedBy
+from telcoflow_trio.testing import Sandbox, TestSignal
 
 from .conftest import claimed_call
 
@@ -185,7 +186,7 @@ async def test_connect_whisper_with_audio_then_disconnect(sandbox: Sandbox) -> N
 async def test_a_binary_voice_frame_too_short_for_audio_is_logged_and_ignored(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture, junk: bytes
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="telcoflow_trio.voice_connection")
+    caplog.set_level(logging.DEBUG, logger="telcoflow_trio._voice_connection")
     with trio.fail_after(30):
         async with tf.SessionManager(sandbox.config()) as sm:
             sim = await sandbox.place_call()

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.control_connection import Timeouts
+from telcoflow_trio._control_connection import Timeouts
 from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
 

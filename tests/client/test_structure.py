@@ -9,7 +9,8 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing import EndedBy, Sandbox, SimulatedCall, TestSignal, open_sandbox
+from telcoflow_trio.sandbox import EndedBy
+from telcoflow_trio.testing import Sandbox, SimulatedCall, TestSignal, open_sandbox
 
 from .conftest import claimed_call
 

@@ -12,7 +12,7 @@ from typing import Final
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.scripts import audible
+from telcoflow_trio.testing import audible
 
 ROOT: Final = pathlib.Path(__file__).resolve().parents[2]
 CHUNK_SECONDS: Final = 0.02

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from telcoflow_trio.testing.scripts import (
+from telcoflow_trio.testing import (
     CallScript,
     Handler,
     Invariant,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from telcoflow_trio.testing.scripts import CallScript, QuietWhileInterrupted, run_script
+from telcoflow_trio.testing import CallScript, QuietWhileInterrupted, run_script
 from telcoflow_trio.testing.strategies import STEP_KINDS, call_scripts, sample_rates
 
 from ._profile import SCRIPTS

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing.scripts import CallScript, PlayedCall, audible, run_script
+from telcoflow_trio.testing import CallScript, PlayedCall, audible, run_script
 from telcoflow_trio.testing.strategies import call_scripts
 
 

@@ -10,9 +10,7 @@ import trio
 import trio.testing
 
 import telcoflow_trio as tf
-from telcoflow_trio.testing import open_sandbox
-from telcoflow_trio.testing.scripts import (
-    CallError,
+from telcoflow_trio.testing import (
     CallScript,
     DropControl,
     DropVoice,
@@ -21,6 +19,7 @@ from telcoflow_trio.testing.scripts import (
     PlayedCall,
     QuietWhileInterrupted,
     ScriptFailure,
+    SendCallError,
     SetConnect,
     Shutdown,
     SlowCommands,
@@ -28,6 +27,7 @@ from telcoflow_trio.testing.scripts import (
     StallPulls,
     commands_answered_within_deadline,
     no_stale_audio_after_interrupt,
+    open_sandbox,
     play_script,
     run_script,
 )
@@ -101,7 +101,7 @@ def test_call_errors_reach_the_agent() -> None:
                 if isinstance(event, tf.CallError):
                     seen.append(event)
 
-    played = run_script(CallScript([Pause(0.2), CallError("MEDIA_ERROR", "boom")]), watch)
+    played = run_script(CallScript([Pause(0.2), SendCallError("MEDIA_ERROR", "boom")]), watch)
     assert played.violations == []
     assert [(e.error_code, e.error_message) for e in seen] == [("MEDIA_ERROR", "boom")]
 
@@ -110,7 +110,7 @@ def test_a_step_that_needs_a_voice_connection_is_skipped_without_one() -> None:
     async def never_answers(call: tf.Call) -> None:
         await call.wait_terminated()
 
-    played = run_script(CallScript([CallError(), DropVoice()]), never_answers)
+    played = run_script(CallScript([SendCallError(), DropVoice()]), never_answers)
     assert all("skipped" in what for _, what in played.played_steps[:2])
 
 

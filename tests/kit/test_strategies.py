@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Unrecognised, control, voice
-from telcoflow_trio.testing import open_sandbox
-from telcoflow_trio.testing.scripts import CallScript, HangUp, Shutdown
+from telcoflow_trio.testing import CallScript, HangUp, Shutdown, open_sandbox
 from telcoflow_trio.testing.strategies import (
     KNOWN_TYPES,
     STEP_KINDS,
@@ -109,7 +108,7 @@ def test_scripts_stay_within_their_bounds(script: CallScript) -> None:
     assert script.duration <= 3.0
     assert len(script) <= 6
     assert all(not isinstance(s, HangUp | Shutdown) for s in script.steps[:-1])
-    assert eval(repr(script), vars(sys.modules["telcoflow_trio.testing.scripts"])) == script
+    assert eval(repr(script), vars(sys.modules["telcoflow_trio.testing"])) == script
 
 
 @given(steps({"pause"}))
@@ -124,7 +123,7 @@ def test_step_kinds_are_all_known() -> None:
 def test_importing_the_testing_package_does_not_need_hypothesis() -> None:
     code = (
         "import sys; sys.modules['hypothesis'] = None\n"
-        "import telcoflow_trio.testing, telcoflow_trio.testing.scripts\n"
+        "import telcoflow_trio.testing, telcoflow_trio.sandbox\n"
         "try:\n"
         "    import telcoflow_trio.testing.strategies\n"
         "except ImportError:\n"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telcoflow_trio.enums import CloseReason
+from telcoflow_trio._enums import CloseReason
 from telcoflow_trio.protocol.call_state import (
     CallEndReason,
     CallMachine,

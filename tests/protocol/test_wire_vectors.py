@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from telcoflow_trio.enums import (
+from telcoflow_trio._enums import (
     AudioMode,
     ChannelType,
     CloseReason,
     InboundCallMode,
     SessionActivityType,
 )
-from telcoflow_trio.messages import SessionNotification
+from telcoflow_trio._messages import SessionNotification
 from telcoflow_trio.protocol import Unrecognised, control, rest, voice
 
 # ── client → server: exact key names and values ────────────────────────────────────────

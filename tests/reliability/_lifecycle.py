@@ -19,7 +19,8 @@ import trio
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Backoff
-from telcoflow_trio.testing import CallerState, Sandbox, SimulatedCall
+from telcoflow_trio.sandbox import CallerState
+from telcoflow_trio.testing import Sandbox, SimulatedCall
 
 __all__ = [
     "DOCUMENTED_ERRORS",

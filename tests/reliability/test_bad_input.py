@@ -17,13 +17,8 @@ from hypothesis import strategies as st
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Unrecognised, control
-from telcoflow_trio.testing import (
-    MALFORMED_CONTROL_FRAMES,
-    MALFORMED_VOICE_FRAMES,
-    SimulatedCall,
-    TestSignal,
-    open_sandbox,
-)
+from telcoflow_trio.sandbox import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES
+from telcoflow_trio.testing import SimulatedCall, TestSignal, open_sandbox
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE", "default") != "default"
 EXAMPLES = 150 if THOROUGH else 25

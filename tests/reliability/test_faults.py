@@ -16,7 +16,7 @@ import trio
 
 import telcoflow_trio as tf
 from telcoflow_trio import _websocket
-from telcoflow_trio.control_connection import Timeouts
+from telcoflow_trio._control_connection import Timeouts
 from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
 

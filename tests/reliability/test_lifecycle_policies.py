@@ -20,7 +20,8 @@ import trio
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Backoff
-from telcoflow_trio.testing import EndedBy, Sandbox, SimulatedCall, TestSignal, open_sandbox
+from telcoflow_trio.sandbox import EndedBy
+from telcoflow_trio.testing import Sandbox, SimulatedCall, TestSignal, open_sandbox
 
 from ._leaks import no_leaks, sdk_tasks
 from ._lifecycle import EchoAgent, fast_backoff, leftovers, poll, settle, within

@@ -13,11 +13,11 @@ import trio
 import trio.testing
 
 import telcoflow_trio as tf
+from telcoflow_trio._control_connection import ConnectionState, ControlConnection, Timeouts
 from telcoflow_trio._transport import Accepted, MemoryConnector, SocketClosed
+from telcoflow_trio._voice_connection import VoiceConnection, VoiceTimeouts
 from telcoflow_trio.audio import SendAudioBuffer
-from telcoflow_trio.control_connection import ConnectionState, ControlConnection, Timeouts
 from telcoflow_trio.protocol import Backoff, control, voice
-from telcoflow_trio.voice_connection import VoiceConnection, VoiceTimeouts
 
 API_KEY = "sk-unit-test-secret"
 CONFIG = tf.SessionManagerConfig.create(

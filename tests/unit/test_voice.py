@@ -8,8 +8,8 @@ import trio
 import trio.testing
 
 import telcoflow_trio as tf
+from telcoflow_trio._voice_connection import VoiceTimeouts
 from telcoflow_trio.protocol import control
-from telcoflow_trio.voice_connection import VoiceTimeouts
 
 from ._fake_server import fake_server, session_with_call
 

@@ -8,11 +8,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from telcoflow_trio.testing import (
-    MALFORMED_CONTROL_FRAMES,
-    MALFORMED_VOICE_FRAMES,
-    Sandbox,
-)
+from telcoflow_trio.sandbox import MALFORMED_CONTROL_FRAMES, MALFORMED_VOICE_FRAMES
+from telcoflow_trio.testing import Sandbox
 
 from .raw import RawVoice, claimed_call, control, voice
 

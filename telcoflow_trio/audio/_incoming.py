@@ -36,9 +36,9 @@ from typing import Any, Final
 import attrs
 import trio
 
+from .._config import CallAudioConfig
+from .._errors import WSSCallClosedError
 from .._ratelimit import RateLimit
-from ..config import CallAudioConfig
-from ..errors import WSSCallClosedError
 
 __all__ = [
     "CHUNK_CHARGE",

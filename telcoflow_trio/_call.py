@@ -13,26 +13,23 @@ import logging
 import ssl
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 import trio
 
 from . import _trace
 from ._call_lifecycle import CallLifecycle, EndOnServerHook
+from ._config import CallAudioConfig, SessionManagerConfig
+from ._enums import CallEvent, CallState, CloseReason
+from ._errors import WSSCallStateError
+from ._results import CommandResult
 from ._scope import TaskScope
+from ._voice_connection import VoicePlane
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
-from .audio.incoming import IncomingAudio, IncomingReceiver, check_channel_id
-from .config import CallAudioConfig, SessionManagerConfig
-from .enums import CallEvent, CallState, CloseReason
-from .errors import WSSCallStateError
+from .audio._incoming import IncomingAudio, IncomingReceiver, check_channel_id
 from .protocol import Unrecognised, control, handoff, voice
 from .protocol.call_state import CallEndReason, CallPhase
-from .results import CommandResult
-from .voice_connection import VoicePlane
-
-if TYPE_CHECKING:
-    from .session import Session
 
 __all__ = [
     "Call",
@@ -100,7 +97,6 @@ class Call:
         *,
         ssl_context: ssl.SSLContext | None = None,
         org_uuid: str = "",
-        session: Session | None = None,
         nursery: TaskScope | None = None,
         end_on_server: EndOnServerHook | None = None,
         voice_plane: VoicePlane | None = None,
@@ -114,7 +110,6 @@ class Call:
         self.callee_number = doc.callee
         self.org_uuid = org_uuid
         self.audio_config = audio
-        self._session = session
         self._own_scope: TaskScope | None = None
         self._buffer = SendAudioBuffer.from_config(audio)
         self._incoming = IncomingAudio.from_config(audio, label=f"call {doc.id}")
@@ -153,10 +148,6 @@ class Call:
     def handed_off(self) -> bool:
         """True once :meth:`to_json` gave this call to another node."""
         return self._life.handed_off
-
-    @property
-    def session(self) -> Session | None:
-        return self._session
 
     async def wait_terminated(self) -> None:
         """Wait until the call is over."""
@@ -458,7 +449,6 @@ def call_for_session(
     frame: control.CallIn,
     config: SessionManagerConfig,
     nursery: TaskScope,
-    session: Session,
     end_on_server: EndOnServerHook,
     voice_plane: VoicePlane,
 ) -> tuple[Call, CallOwner]:
@@ -470,7 +460,6 @@ def call_for_session(
         config.call_audio,
         ssl_context=tls,
         org_uuid=frame.org_uuid,
-        session=session,
         nursery=nursery,
         end_on_server=end_on_server,
         voice_plane=voice_plane,

@@ -8,14 +8,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from telcoflow_trio.testing import (
-    ConnectBehaviour,
-    ConnectOutcome,
-    EndedBy,
-    Sandbox,
-    TestSignal,
-    open_sandbox,
-)
+from telcoflow_trio.sandbox import ConnectBehaviour, ConnectOutcome, EndedBy
+from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
 
 from .raw import RawVoice, claimed_call, control, voice
 

@@ -11,11 +11,11 @@ import trio
 
 from ..protocol import Unrecognised, voice
 from ..protocol.voice import CommandName
-from ._audio import frame_bytes
 from ._caller import CommandRecord, ConnectOutcome, EndedBy, SimulatedCall
 from ._clock import SandboxClock
 from ._faults import Faults
 from ._link import Link
+from ._pcm import frame_bytes
 
 __all__ = ["VoiceConnection", "VoiceSettings"]
 

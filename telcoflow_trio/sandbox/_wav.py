@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import wave
 from array import array
 from typing import Final
 
 import attrs
 
-from ._audio import resample
+from ._pcm import SAMPLE_WIDTH, resample
 
-__all__ = ["WavFormatError", "WavInfo", "inspect_wav", "load_wav", "to_pcm16_mono"]
+__all__ = ["WavFormatError", "WavInfo", "inspect_wav", "read_wav", "to_pcm16_mono", "write_wav"]
 
 PCM: Final = 0x0001
 FLOAT: Final = 0x0003
@@ -171,7 +172,7 @@ def to_pcm16_mono(info: WavInfo, samples: bytes) -> bytes:
     return mono.tobytes()
 
 
-def load_wav(path: str | os.PathLike[str], sample_rate: int | None = None) -> tuple[bytes, int]:
+def read_wav(path: str | os.PathLike[str], sample_rate: int | None = None) -> tuple[bytes, int]:
     """Read a WAV file as 16-bit mono PCM: ``(pcm, rate)``.
 
     With ``sample_rate`` the audio is resampled to it (and ``rate == sample_rate``);
@@ -185,3 +186,12 @@ def load_wav(path: str | os.PathLike[str], sample_rate: int | None = None) -> tu
     if sample_rate is None or sample_rate == info.sample_rate:
         return pcm, info.sample_rate
     return resample(pcm, info.sample_rate, sample_rate), sample_rate
+
+
+def write_wav(path: str | os.PathLike[str], pcm: bytes, sample_rate: int) -> None:
+    """Write 16-bit mono PCM to a WAV file (an odd trailing byte is dropped)."""
+    with wave.open(os.fspath(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(SAMPLE_WIDTH)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH])

@@ -18,14 +18,11 @@ import httpx
 import sniffio
 import trio
 
-from ._ratelimit import RateLimit
-from ._scope import TaskScope
-from ._transport import Connector, open_websocket
-from .call import Call
-from .config import CallFlowConfig, SessionManagerConfig
-from .control_connection import ConnectionState, ControlConnection, Timeouts
-from .enums import ChannelType, SessionActivityType
-from .errors import (
+from ._call import Call
+from ._config import CallFlowConfig, SessionManagerConfig
+from ._control_connection import ConnectionState, ControlConnection, Timeouts
+from ._enums import ChannelType, SessionActivityType
+from ._errors import (
     WSSCallClosedError,
     WSSConnectionError,
     WSSError,
@@ -35,11 +32,15 @@ from .errors import (
     WSSSessionError,
     WSSSessionNotFound,
 )
-from .messages import SessionNotification
+from ._messages import SessionNotification
+from ._ratelimit import RateLimit
+from ._rest_client import RestClient
+from ._scope import TaskScope
+from ._session import Session, SessionFeed, open_session_object, session_error
+from ._transport import Connector
+from ._voice_connection import VoicePlane, VoiceTimeouts
+from ._websocket import open_websocket
 from .protocol import Unrecognised, control, rest, timing
-from .rest_client import RestClient
-from .session import Session, SessionFeed, open_session_object, session_error
-from .voice_connection import VoicePlane, VoiceTimeouts
 
 __all__ = ["SessionManager"]
 

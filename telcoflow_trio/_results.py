@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from .enums import MessageErrorCode
+from ._enums import MessageErrorCode
 
 __all__ = ["CommandResult", "SendMessageResult"]
 

@@ -22,14 +22,15 @@ from typing import Any, Final
 import attrs
 import trio
 
+from ._errors import WSSCallClosedError, WSSConnectionError
 from ._replies import Replies
-from ._transport import Connector, MessageSocket, SocketClosed, keep_alive, open_websocket
+from ._results import CommandResult
+from ._transport import Connector, MessageSocket, SocketClosed, keep_alive
 from ._version import USER_AGENT, WIRE_SDK_VERSION
+from ._websocket import open_websocket
 from .audio import PullServicer, SendAudioBuffer
-from .audio.incoming import DEFAULT_CAPACITY, IncomingAudio, IncomingReceiver, check_channel_id
-from .errors import WSSCallClosedError, WSSConnectionError
+from .audio._incoming import DEFAULT_CAPACITY, IncomingAudio, IncomingReceiver, check_channel_id
 from .protocol import Unrecognised, voice
-from .results import CommandResult
 
 __all__ = ["VoiceConnection", "VoicePlane", "VoiceTimeouts"]
 

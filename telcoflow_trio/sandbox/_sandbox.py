@@ -15,8 +15,8 @@ from typing import Any
 import trio
 from trio_websocket import WebSocketRequest
 
-from ..config import CallAudioConfig, SessionManagerConfig
-from ..enums import ChannelType, CloseReason
+from .._config import CallAudioConfig, SessionManagerConfig
+from .._enums import ChannelType, CloseReason
 from ..protocol.control import CONTROL_PATH
 from ._audio import AudioSource, as_source
 from ._caller import ConnectBehaviour, SimulatedCall

@@ -8,92 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import wave
 from array import array
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = [
-    "AudioSource",
-    "Pcm",
-    "Silence",
-    "TestSignal",
-    "Tone",
-    "WavFile",
-    "as_source",
-    "frame_bytes",
-    "read_wav",
-    "resample",
-    "write_wav",
-]
+from ._pcm import SAMPLE_WIDTH, frame_bytes, from_samples, resample
+from ._wav import read_wav
 
-SAMPLE_WIDTH = 2
-
-
-def frame_bytes(sample_rate: int, seconds: float) -> int:
-    """Bytes of whole samples in ``seconds`` of audio at ``sample_rate``."""
-    return round(sample_rate * seconds) * SAMPLE_WIDTH
-
-
-def _samples(pcm: bytes) -> array[int]:
-    samples = array("h")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH])
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return samples
-
-
-def _pcm(samples: array[int]) -> bytes:
-    if sys.byteorder == "big":
-        samples = array("h", samples)
-        samples.byteswap()
-    return samples.tobytes()
-
-
-def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
-    """Linear-interpolation resampling; good enough for test audio, not for music."""
-    if from_rate <= 0 or to_rate <= 0:
-        raise ValueError("sample rates must be positive")
-    if from_rate == to_rate or not pcm:
-        return pcm
-    src = _samples(pcm)
-    count = len(src) * to_rate // from_rate
-    out = array("h", bytes(count * SAMPLE_WIDTH))
-    step = from_rate / to_rate
-    last = len(src) - 1
-    for i in range(count):
-        pos = i * step
-        j = int(pos)
-        frac = pos - j
-        a = src[min(j, last)]
-        b = src[min(j + 1, last)]
-        out[i] = round(a + (b - a) * frac)
-    return _pcm(out)
-
-
-def read_wav(path: str | os.PathLike[str]) -> tuple[bytes, int]:
-    """Read a 16-bit mono PCM WAV file: ``(pcm, sample_rate)``."""
-    with wave.open(os.fspath(path), "rb") as wav:
-        if wav.getsampwidth() != SAMPLE_WIDTH:
-            raise ValueError(
-                f"{os.fspath(path)}: need 16-bit samples, got {8 * wav.getsampwidth()}"
-            )
-        if wav.getnchannels() != 1:
-            raise ValueError(
-                f"{os.fspath(path)}: need mono audio, got {wav.getnchannels()} channels"
-            )
-        return wav.readframes(wav.getnframes()), wav.getframerate()
-
-
-def write_wav(path: str | os.PathLike[str], pcm: bytes, sample_rate: int) -> None:
-    """Write 16-bit mono PCM to a WAV file (an odd trailing byte is dropped)."""
-    with wave.open(os.fspath(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(SAMPLE_WIDTH)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH])
+__all__ = ["AudioSource", "Pcm", "Silence", "TestSignal", "Tone", "WavFile", "as_source"]
 
 
 @runtime_checkable
@@ -125,13 +48,12 @@ def _path_str(path: str | os.PathLike[str]) -> str:
 
 @attrs.frozen
 class WavFile:
-    """A 16-bit mono WAV file, resampled to the call's rate if it differs."""
+    """A WAV file (any layout :func:`read_wav` reads), as mono at the call's rate."""
 
     path: str = attrs.field(converter=_path_str)
 
     def render(self, sample_rate: int) -> bytes:
-        pcm, rate = read_wav(self.path)
-        return resample(pcm, rate, sample_rate)
+        return read_wav(self.path, sample_rate)[0]
 
 
 @attrs.frozen
@@ -156,7 +78,7 @@ class Tone:
         count = frame_bytes(sample_rate, self.seconds) // SAMPLE_WIDTH
         peak = 32767 * max(0.0, min(1.0, self.amplitude))
         w = 2 * math.pi * self.frequency / sample_rate
-        return _pcm(array("h", (round(peak * math.sin(w * i)) for i in range(count))))
+        return from_samples(array("h", (round(peak * math.sin(w * i)) for i in range(count))))
 
 
 @attrs.frozen
@@ -179,7 +101,7 @@ class TestSignal:
             n = i + self.seed * 7919
             sweep = 8000 * math.sin(2 * math.pi * (200 + (n % 4000) / 10) * n / sample_rate)
             out[i] = (round(sweep) + (n % 997) * 16) % 65536 - 32768
-        return _pcm(out)
+        return from_samples(out)
 
 
 def as_source(audio: AudioSource | bytes | str | os.PathLike[str] | None) -> AudioSource | None:

@@ -1,4 +1,4 @@
-"""Ctrl+C at the top of a command-line program: the examples and ``python -m telcoflow_trio``.
+"""Ctrl+C at the top of a program: one line and status 130, not a traceback.
 
 ::
 

@@ -22,10 +22,8 @@ import attrs
 import trio
 
 from .. import BufferClosedError, Call, CallAudioConfig, SessionManager, WSSCallClosedError
-from ._audio import frame_bytes, write_wav
-from ._caller import SimulatedCall
+from ..sandbox import SimulatedCall, frame_bytes, open_sandbox, write_wav
 from ._progress import PROGRESS_MODES, Progress, ProgressMode, bar
-from ._sandbox import open_sandbox
 
 __all__ = ["DemoResult", "Utterance", "echo_round_trips", "register", "run", "run_demo"]
 

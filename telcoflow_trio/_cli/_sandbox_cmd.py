@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from ._sandbox import Sandbox, open_sandbox
+from ..sandbox import Sandbox, open_sandbox
 
 __all__ = ["register", "run"]
 

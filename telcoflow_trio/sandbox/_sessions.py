@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ..enums import ChannelType, CloseReason, SessionActivityType
+from .._enums import ChannelType, CloseReason, SessionActivityType
 from ..protocol import control
 from ..protocol.rest import SessionInfo
 from ._audio import AudioSource

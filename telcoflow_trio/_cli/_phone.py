@@ -21,9 +21,8 @@ import attrs
 import httpx
 import trio
 
-from ._audio import frame_bytes, write_wav
+from ..sandbox import WavFormatError, frame_bytes, inspect_wav, read_wav, write_wav
 from ._progress import PROGRESS_MODES, Progress, ProgressMode, bar
-from ._wav import WavFormatError, inspect_wav, load_wav
 
 __all__ = ["PhoneError", "PhoneResult", "register", "run", "run_phone"]
 
@@ -94,7 +93,7 @@ async def run_phone(
     progress: Progress | None = None,
 ) -> PhoneResult:
     """Place the call, speak the file, record the agent; raises :class:`PhoneError` or
-    :class:`~telcoflow_trio.testing._wav.WavFormatError` with a message for the user."""
+    :class:`~telcoflow_trio.sandbox._wav.WavFormatError` with a message for the user."""
     show = progress if progress is not None else Progress(sys.stdout, "none")
     inspect_wav(wav_path)  # refuse an unreadable file before any call is placed
     base = rest_base(url)
@@ -121,7 +120,7 @@ async def run_phone(
             with trio.fail_after(max_seconds):
                 status = await _wait_answered(http, path, answer_timeout, show)
                 rate = int(status["sampleRate"])
-                pcm, _ = load_wav(wav_path, sample_rate=rate)
+                pcm, _ = read_wav(wav_path, sample_rate=rate)
                 # Whole 20 ms frames, as a phone network sends: an agent that waits for a
                 # full frame (the pull protocol's floor) would otherwise hold a short tail.
                 pcm += bytes(-len(pcm) % frame_bytes(rate, FRAME_SECONDS))

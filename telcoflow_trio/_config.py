@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._enums import AudioMode, InboundCallMode
 from ._version import USER_AGENT, WIRE_SDK_VERSION
-from .enums import AudioMode, InboundCallMode
 from .protocol.control import CONTROL_PATH, SAMPLE_RATES, CallFlowSetup, Setup
 
 __all__ = [

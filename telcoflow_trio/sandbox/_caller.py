@@ -19,9 +19,10 @@ import trio
 from ..protocol import voice
 from ..protocol.control import new_id
 from ..protocol.pull import PullLedger
-from ._audio import AudioSource, as_source, frame_bytes
+from ._audio import AudioSource, as_source
 from ._clock import SandboxClock
 from ._faults import MALFORMED_VOICE_FRAMES
+from ._pcm import frame_bytes
 
 if TYPE_CHECKING:
     import os

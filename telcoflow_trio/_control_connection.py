@@ -19,10 +19,11 @@ from typing import Final
 import attrs
 import trio
 
+from ._config import SessionManagerConfig
+from ._errors import WSSConnectionError
 from ._replies import Replies
-from ._transport import Connector, MessageSocket, SocketClosed, keep_alive, open_websocket
-from .config import SessionManagerConfig
-from .errors import WSSConnectionError
+from ._transport import Connector, MessageSocket, SocketClosed, keep_alive
+from ._websocket import open_websocket
 from .protocol import Unrecognised, control, timing
 
 __all__ = ["ConnectionState", "ControlConnection"]

@@ -7,9 +7,9 @@ from typing import Final
 
 import httpx
 
-from .config import SessionManagerConfig
-from .enums import ChannelType
-from .errors import WSSConnectionError, WSSError, error_from_code
+from ._config import SessionManagerConfig
+from ._enums import ChannelType
+from ._errors import WSSConnectionError, WSSError, error_from_code
 from .protocol import Unrecognised, rest
 
 __all__ = ["RestClient"]

@@ -20,11 +20,9 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from . import _trace
-from ._scope import TaskScope
-from ._validate import check_timeout
-from .call import Call, CallOwner, call_for_session
-from .enums import ChannelType, CloseReason
-from .errors import (
+from ._call import Call, CallOwner, call_for_session
+from ._enums import ChannelType, CloseReason
+from ._errors import (
     WrongChannelError,
     WSSConnectionError,
     WSSError,
@@ -33,7 +31,10 @@ from .errors import (
     WSSSessionError,
     error_from_code,
 )
-from .messages import IncomingMessage, SendWAMessage
+from ._messages import IncomingMessage, SendWAMessage
+from ._results import SendMessageResult
+from ._scope import TaskScope
+from ._validate import check_timeout
 from .protocol import control, timing
 from .protocol.session_state import (
     CloseOverRest,
@@ -45,13 +46,12 @@ from .protocol.session_state import (
     SessionPhase,
     SessionStateError,
 )
-from .results import SendMessageResult
 
 if TYPE_CHECKING:
-    from .config import SessionManagerConfig
-    from .control_connection import ControlConnection
-    from .rest_client import RestClient
-    from .voice_connection import VoicePlane
+    from ._config import SessionManagerConfig
+    from ._control_connection import ControlConnection
+    from ._rest_client import RestClient
+    from ._voice_connection import VoicePlane
 
 __all__ = ["Session", "SessionFeed", "open_session_object"]
 
@@ -231,7 +231,7 @@ class Session:
         if self._call is not None:
             observer = _trace.OBSERVER.get()
             if observer is not None:
-                observer.call_seen(self._call)
+                observer.call_seen(self._call, self)
             return self._call
         if self.is_closed:
             if not self._machine.ours:
@@ -252,7 +252,7 @@ class Session:
                 logger.warning("session %s: ignored call.in for another call", self.id)
             return  # re-delivered after a re-claim: the same call
         self._call, self._call_owner = call_for_session(
-            frame, self._config, self._nursery, self, self._close_over_rest, self._voice_plane
+            frame, self._config, self._nursery, self._close_over_rest, self._voice_plane
         )
         self._changed_now()
 

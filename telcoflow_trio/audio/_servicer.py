@@ -63,12 +63,12 @@ from typing import Final, TypeAlias
 import attrs
 import trio
 
+from .._errors import WSSCallClosedError
+from .._results import CommandResult
 from .._validate import check_timeout
-from ..errors import WSSCallClosedError
 from ..protocol.pull import MAX_REQUEST_RUNS, PullLedger, PullOutcome
 from ..protocol.voice import BufferRequest
-from ..results import CommandResult
-from .buffer import SendAudioBuffer
+from ._buffer import SendAudioBuffer
 
 __all__ = [
     "MAX_REQUEST_RUNS",

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from .enums import ChannelType, SessionActivityType
+from ._enums import ChannelType, SessionActivityType
 from .protocol import control
 
 __all__ = ["IncomingMessage", "SendWAMessage", "SessionNotification"]

@@ -1,7 +1,7 @@
 """The outgoing audio buffer: a trio memory channel of PCM chunks, bounded in bytes.
 
 Writers call :meth:`SendAudioBuffer.send_audio`; the pull servicer
-(:mod:`telcoflow_trio.audio.servicer`) owns the receive side and turns the chunks into
+(:mod:`telcoflow_trio.audio._servicer`) owns the receive side and turns the chunks into
 frames. The channel itself is unbounded in items; the bound is kept in bytes here, by
 position counters in one coordinate system, the *stream position*:
 
@@ -23,8 +23,8 @@ from typing import Final
 import attrs
 import trio
 
-from ..config import DEFAULT_BUFFER_SIZE, CallAudioConfig
-from ..errors import BufferClosedError, BufferFullError
+from .._config import DEFAULT_BUFFER_SIZE, CallAudioConfig
+from .._errors import BufferClosedError, BufferFullError
 
 __all__ = ["BufferCounters", "SendAudioBuffer"]
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote
 import attrs
 import trio
 
-from ..enums import ChannelType, CloseReason
+from .._enums import ChannelType, CloseReason
 from ..protocol import rest
 from ..protocol._fields import dumps
 from ._audio import AudioSource, Pcm, Silence, TestSignal, Tone, WavFile
