@@ -37,6 +37,7 @@ from ..sandbox import (
     WavFile,
     open_sandbox,
 )
+from ._agent import Handler, Program
 from ._invariants import (
     DEFAULT_INVARIANTS,
     Invariant,
@@ -50,7 +51,7 @@ from ._invariants import (
     no_undocumented_errors,
 )
 from ._record import AudioWrite, CallLedger, ClearCall, CommandCall, HandlerRun
-from ._runner import Handler, Program, RunOptions, ScriptFailure, play_script, run_script
+from ._runner import RunOptions, ScriptFailure, play_script, run_script
 from ._script import (
     CallScript,
     DropControl,

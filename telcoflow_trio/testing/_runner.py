@@ -13,23 +13,19 @@ runner serves it with a :class:`~telcoflow_trio.SessionManager`) or a whole prog
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import trio
 import trio.testing
 
-from .._call import Call
-from .._config import SessionManagerConfig
 from .._errors import BufferClosedError, WSSCallClosedError
-from .._session_manager import SessionManager
 from ..sandbox import CallerState, Sandbox, Silence, SimulatedCall, open_sandbox
+from ._agent import AgentRunner, Handler, Program, all_tasks, leaks, open_sockets, until
 from ._invariants import (
     DEFAULT_INVARIANTS,
     Invariant,
@@ -37,7 +33,7 @@ from ._invariants import (
     Violation,
     check_call,
 )
-from ._record import Recorder, without_cancelled
+from ._record import Recorder
 from ._script import (
     CallScript,
     DropControl,
@@ -56,11 +52,6 @@ from ._script import (
 __all__ = ["Handler", "Program", "RunOptions", "ScriptFailure", "play_script", "run_script"]
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[Call], Awaitable[None]]
-Program = Callable[[SessionManagerConfig], Awaitable[None]]
-
-POLL: Final = 0.05
 
 
 @attrs.frozen(kw_only=True)
@@ -114,99 +105,6 @@ class ScriptFailure(AssertionError):
         return (AssertionError, (str(self),))
 
 
-# ── the agent under test ───────────────────────────────────────────────────────────────
-
-
-class AgentRunner:
-    """Runs one agent (a handler under its own SessionManager, or a program) as a task
-    that :meth:`stop` cancels; what it raised ends up in ``error``."""
-
-    def __init__(
-        self,
-        config: SessionManagerConfig,
-        handler: Handler | None,
-        program: Program | None,
-        recorder: Recorder,
-    ) -> None:
-        self.config = config
-        self.handler = handler
-        self.program = program
-        self.recorder = recorder
-        self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        self.connected = trio.Event()
-        """Set once the handler's SessionManager is connected (handler mode only)."""
-        self.error: BaseException | None = None
-
-    async def run(self) -> None:
-        try:
-            with self.recorder.active(), self.scope:
-                if self.handler is not None:
-                    handler = self.recorder.wrap_handler(self.handler)
-                    async with SessionManager(self.config) as sm:
-                        self.connected.set()
-                        await sm.serve_calls(handler)
-                else:
-                    assert self.program is not None
-                    await self.program(self.config)
-        except Exception as exc:
-            self.error = exc
-        except BaseException as exc:
-            self.error = without_cancelled(exc)
-            if self.error is None or not isinstance(self.error, Exception | BaseExceptionGroup):
-                raise
-        finally:
-            self.done.set()
-        # An agent that fails at once reaches no checkpoint above.
-        await trio.lowlevel.checkpoint()
-
-    def stop(self) -> None:
-        self.scope.cancel()
-
-
-# ── bookkeeping for leaks ───────────────────────────────────────────────────────────────
-
-
-def _all_tasks() -> set[trio.lowlevel.Task]:
-    found: set[trio.lowlevel.Task] = set()
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        if task is None or task in found:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return found
-
-
-def _open_sockets() -> int | None:
-    """Sockets this process holds (Linux only; None elsewhere)."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return None
-    count = 0
-    for name in names:
-        try:
-            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
-async def _until(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``predicate`` for up to ``seconds``; whether it became true."""
-    await trio.lowlevel.checkpoint()  # also when it is true already
-    with trio.move_on_after(seconds):
-        # Polling, because the conditions span objects with no common event to wait on.
-        while not predicate():  # noqa: ASYNC110
-            await trio.sleep(POLL)
-        return True
-    return predicate()
-
-
 # ── playing ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -216,7 +114,7 @@ class _Player:
         self.sim = sim
         self.played = played
         self.cut = 0
-        """Connections the script cut (their client sockets may linger, see _leaks)."""
+        """Connections the script cut (their client sockets may linger, see _agent.leaks)."""
 
     def note(self, what: str) -> None:
         self.played.played_steps.append((self.sandbox.clock.now(), what))
@@ -303,7 +201,9 @@ async def play_script(
     async with _sandbox_for(sandbox, opts) as sb:
         saved_delay = sb.faults.command_response_delay
         try:
-            played = await _play(sb, script, handler, program, opts, leaks=own and opts.check_leaks)
+            played = await _play(
+                sb, script, handler, program, opts, check_leaks=own and opts.check_leaks
+            )
         finally:
             sb.faults.command_response_delay = saved_delay
     if raise_on_failure and played.violations:
@@ -318,14 +218,14 @@ async def _play(
     program: Program | None,
     opts: RunOptions,
     *,
-    leaks: bool,
+    check_leaks: bool,
 ) -> PlayedCall:
     recorder = Recorder(sb.clock.now)
     config = sb.config(sample_rate=script.sample_rate, **opts.config)
     agent = AgentRunner(config, handler, program, recorder)
     run_violations: list[Violation] = []
-    tasks_before = _all_tasks()
-    sockets_before = _open_sockets()
+    tasks_before = all_tasks()
+    sockets_before = open_sockets()
     connections_before = len(sb.control_connections)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(agent.run)
@@ -338,7 +238,7 @@ async def _play(
             entered = program is not None or agent.connected.is_set()
             return entered and len(sb.control_connections) > connections_before
 
-        if not await _until(up, opts.connect_deadline) or agent.done.is_set():
+        if not await until(up, opts.connect_deadline) or agent.done.is_set():
             run_violations.append(
                 Violation("agent", "the agent did not connect to the sandbox in time")
             )
@@ -364,13 +264,13 @@ async def _play(
             player.note("(end of script) the caller hangs up")
             await sim.hang_up()
         if script.ending == "hang_up":
-            await _until(
+            await until(
                 lambda: all(r.ended is not None for r in recorder.handler_runs),
                 opts.handler_exit_deadline + 1,
             )
         played.stopped_at = sb.clock.now()
         agent.stop()
-        if not await _until(agent.done.is_set, opts.stop_deadline):
+        if not await until(agent.done.is_set, opts.stop_deadline):
             run_violations.append(
                 Violation(
                     "agent",
@@ -387,8 +287,10 @@ async def _play(
             Violation("agent", f"the agent raised {type(agent.error).__name__}: {agent.error}")
         )
     run_violations += await _settle(sb, sim, opts, connections_before)
-    if leaks:
-        run_violations += await _leaks(tasks_before, sockets_before, opts, player.cut)
+    if check_leaks:
+        run_violations += await leaks(
+            tasks_before, sockets_before, opts.settle_deadline, player.cut
+        )
     played.violations = run_violations + check_call(played, opts.all_invariants)
     return played
 
@@ -397,42 +299,12 @@ async def _settle(
     sb: Sandbox, sim: SimulatedCall, opts: RunOptions, connections_before: int
 ) -> list[Violation]:
     found: list[Violation] = []
-    if not await _until(
+    if not await until(
         lambda: len(sb.control_connections) <= connections_before, opts.settle_deadline
     ):
         found.append(Violation("leaks", "a control connection stayed open after the agent stopped"))
-    if not await _until(lambda: sim.voice_link is None, opts.settle_deadline):
+    if not await until(lambda: sim.voice_link is None, opts.settle_deadline):
         found.append(Violation("leaks", "the call's voice connection stayed open"))
-    return found
-
-
-async def _leaks(
-    tasks_before: set[trio.lowlevel.Task],
-    sockets_before: int | None,
-    opts: RunOptions,
-    cut: int,
-) -> list[Violation]:
-    found: list[Violation] = []
-
-    def extra_tasks() -> set[trio.lowlevel.Task]:
-        return _all_tasks() - tasks_before - {trio.lowlevel.current_task()}
-
-    if not await _until(lambda: not extra_tasks(), opts.settle_deadline):
-        names = sorted(t.name for t in extra_tasks())
-        found.append(Violation("leaks", f"tasks left running after the agent stopped: {names}"))
-    if sockets_before is not None:
-
-        def extra_sockets() -> int:
-            now = _open_sockets()
-            return 0 if now is None else now - sockets_before
-
-        if not await _until(lambda: extra_sockets() <= 0, opts.settle_deadline):
-            # trio-websocket 0.12 never closes the socket of a connection its peer cut: it
-            # waits for the garbage collector, and anything still referring to the
-            # connection (a captured log record) keeps it open. Those are not the agent's.
-            gc.collect()
-            if extra_sockets() > cut:
-                found.append(Violation("leaks", f"{extra_sockets()} socket(s) left open"))
     return found
 
 

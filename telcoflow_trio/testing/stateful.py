@@ -35,9 +35,9 @@ from .._call import Call
 from .._config import SessionManagerConfig
 from .._errors import BufferClosedError, WSSCallClosedError
 from ..sandbox import AudioSource, CallerState, Sandbox, SimulatedCall, open_sandbox
+from ._agent import AgentRunner, until
 from ._invariants import DEFAULT_INVARIANTS, Invariant, PlayedCall, Violation, check_call
 from ._record import Recorder
-from ._runner import AgentRunner, _until
 from ._script import SendCallError
 from .strategies import audio_sources, call_errors
 
@@ -191,7 +191,7 @@ class CallScenarios(RuleBasedStateMachine):
             self.agents.append(agent)
             self._worker.nursery.start_soon(agent.run)
         # Every manager all the way up before anything else happens.
-        await _until(
+        await until(
             lambda: (
                 len(self.sandbox.control_connections) >= self.managers
                 and all(a.connected.is_set() or type(self).program is not None for a in self.agents)
@@ -335,7 +335,7 @@ class CallScenarios(RuleBasedStateMachine):
                 if sim.state is not CallerState.ENDED:
                     self.note(sim, "(end of scenario) the caller hangs up")
                     await sim.hang_up()
-            await _until(
+            await until(
                 lambda: all(r.ended is not None for r in self.recorder.handler_runs),
                 self.handler_exit_deadline + 1,
             )

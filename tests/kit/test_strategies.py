@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Unrecognised, control, voice
 from telcoflow_trio.testing import CallScript, HangUp, Shutdown, open_sandbox
+from telcoflow_trio.testing._wire_strategies import KNOWN_TYPES
 from telcoflow_trio.testing.strategies import (
-    KNOWN_TYPES,
     STEP_KINDS,
     audio_sources,
     call_scripts,
