@@ -65,8 +65,8 @@ from _benchlib import (
     ratio,
 )
 
+from telcoflow_trio.sandbox import Sandbox, SimulatedCall, open_sandbox
 from telcoflow_trio.sandbox._voice import VoiceSettings
-from telcoflow_trio.testing import Sandbox, SimulatedCall, open_sandbox
 
 HERE = Path(__file__).resolve().parent
 AGENTS = {

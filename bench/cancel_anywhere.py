@@ -84,8 +84,7 @@ import trio
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Backoff
-from telcoflow_trio.sandbox import CallerState
-from telcoflow_trio.testing import Sandbox, SimulatedCall, TestSignal, open_sandbox
+from telcoflow_trio.sandbox import CallerState, Sandbox, SimulatedCall, TestSignal, open_sandbox
 
 COUNTS: Final = (
     "hangs",

@@ -52,8 +52,14 @@ import trio.testing
 
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import Backoff
-from telcoflow_trio.sandbox import CallerState, EndedBy
-from telcoflow_trio.testing import Sandbox, SimulatedCall, TestSignal, open_sandbox
+from telcoflow_trio.sandbox import (
+    CallerState,
+    EndedBy,
+    Sandbox,
+    SimulatedCall,
+    TestSignal,
+    open_sandbox,
+)
 
 COUNTS: Final = (
     "hangs",

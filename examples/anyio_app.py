@@ -79,7 +79,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox() -> int:
-    from telcoflow_trio.testing import TestSignal, open_sandbox
+    from telcoflow_trio.sandbox import TestSignal, open_sandbox
 
     send, receive = anyio.create_memory_object_stream[CallReport](16)
     async with open_sandbox(time_scale=4) as sandbox, tf.SessionManager(sandbox.config()) as sm:

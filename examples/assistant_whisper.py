@@ -89,8 +89,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox(time_scale: float) -> int:
-    from telcoflow_trio.sandbox import ConnectBehaviour, EndedBy
-    from telcoflow_trio.testing import open_sandbox
+    from telcoflow_trio.sandbox import ConnectBehaviour, EndedBy, open_sandbox
 
     rate = 16000
     async with (

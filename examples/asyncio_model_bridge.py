@@ -192,7 +192,7 @@ def handler_for(bridge: AsyncioBridge) -> Callable[[tf.Call], Awaitable[None]]:
 
 
 async def run_against_sandbox() -> int:
-    from telcoflow_trio.testing import TestSignal, open_sandbox
+    from telcoflow_trio.sandbox import TestSignal, open_sandbox
 
     async with (
         open_asyncio_bridge() as bridge,

@@ -46,7 +46,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox(seconds: float) -> int:
-    from telcoflow_trio.testing import TestSignal, open_sandbox
+    from telcoflow_trio.sandbox import TestSignal, open_sandbox
 
     async with (
         open_sandbox() as sandbox,

@@ -181,7 +181,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox(time_scale: float) -> int:
-    from telcoflow_trio.testing import Silence, Tone, open_sandbox
+    from telcoflow_trio.sandbox import Silence, Tone, open_sandbox
 
     async with (
         open_sandbox(time_scale=time_scale) as sandbox,

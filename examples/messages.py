@@ -94,7 +94,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 
 
 async def run_against_sandbox() -> int:
-    from telcoflow_trio.testing import open_sandbox
+    from telcoflow_trio.sandbox import open_sandbox
 
     user = "+15551230000"
     async with (

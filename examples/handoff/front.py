@@ -111,7 +111,7 @@ async def start_worker(nursery: trio.Nursery, secret: str) -> tuple[trio.Process
 
 
 async def run_against_sandbox() -> int:
-    from telcoflow_trio.testing import TestSignal, open_sandbox
+    from telcoflow_trio.sandbox import TestSignal, open_sandbox
 
     secret = secrets.token_urlsafe(16)
     async with trio.open_nursery() as outer:
