@@ -6,10 +6,12 @@ import pathlib
 import struct
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telcoflow_trio.sandbox import WavFormatError, inspect_wav, read_wav
+import telcoflow_trio as tf
+from telcoflow_trio.sandbox import WavFormatError, inspect_wav, open_sandbox, read_wav
 
 from .wavs import int16, make_wav
 
@@ -132,3 +134,30 @@ def test_any_deeper_encoding_of_16_bit_audio_reads_back_the_same(
     )
     path = make_wav(folder / "p.wav", frames, bits=24, channels=2, extensible=True)
     assert read_wav(path)[0] == int16(*samples)
+
+
+async def test_the_sandbox_plays_any_wav_the_phone_reads(tmp_path: pathlib.Path) -> None:
+    # One reader for both: a stereo 24-bit file at 44.1 kHz, given to place_call as a path.
+    frames = [(i * 40) % 30000 - 15000 for i in range(4410)]
+    data = b"".join(
+        struct.pack("<i", left << 8)[:3] + struct.pack("<i", (left // 2) << 8)[:3]
+        for left in frames
+    )
+    path = make_wav(tmp_path / "stereo.wav", data, rate=44100, channels=2, bits=24)
+    expected, _ = read_wav(path, sample_rate=16000)
+    assert len(expected) == 2 * 1600 and any(expected)  # 0.1 s, averaged to mono, resampled
+    async with open_sandbox(time_scale=10) as sandbox:
+        config = sandbox.config()
+        async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
+
+            async def answer(call: tf.Call) -> None:
+                await call.answer()
+                await call.wait_terminated()
+
+            nursery.start_soon(sm.serve_calls, answer)
+            sim = await sandbox.place_call(audio=str(path))
+            with trio.fail_after(30):
+                await sim.wait_spoken()
+            await sim.hang_up()
+            nursery.cancel_scope.cancel()
+    assert bytes(sim.spoken) == expected
