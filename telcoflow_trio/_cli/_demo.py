@@ -23,7 +23,7 @@ import trio
 
 from .. import BufferClosedError, Call, CallAudioConfig, SessionManager, WSSCallClosedError
 from ..sandbox import SimulatedCall, frame_bytes, open_sandbox, write_wav
-from ._progress import PROGRESS_MODES, Progress, ProgressMode, bar
+from ._progress import Progress, add_output_options, bar, start_output
 
 __all__ = ["DemoResult", "Utterance", "echo_round_trips", "register", "run", "run_demo"]
 
@@ -273,27 +273,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--out", default="demo_heard.wav", help="WAV file of what the caller heard ('' for none)"
     )
-    p.add_argument(
-        "--progress",
-        choices=PROGRESS_MODES,
-        default="auto",
-        help="live status line, plain lines, or none (default: live on a terminal)",
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    add_output_options(p, "the summary")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Run the demo; 0 when the caller heard its own words back exactly."""
-    out = sys.stdout if stream is None else stream
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    mode: ProgressMode = "none" if args.json else args.progress
-    progress = Progress(out, mode)
+    out, progress = start_output(args, stream)
     try:
         result = trio.run(
             lambda: run_demo(

@@ -22,7 +22,7 @@ import httpx
 import trio
 
 from ..sandbox import WavFormatError, frame_bytes, inspect_wav, read_wav, write_wav
-from ._progress import PROGRESS_MODES, Progress, ProgressMode, bar
+from ._progress import Progress, add_output_options, bar, start_output
 
 __all__ = ["PhoneError", "PhoneResult", "register", "run", "run_phone"]
 
@@ -225,20 +225,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole call")
     p.add_argument("--ca-bundle", help="CA bundle (PEM) for an https sandbox")
-    p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    add_output_options(p, "the result")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """0: done; 2: bad arguments or WAV file; 3: no sandbox, refused, or no agent."""
-    out = sys.stdout if stream is None else stream
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    out, progress = start_output(args, stream)
     env = os.environ
     url = args.url or env.get("TELCOFLOW_SANDBOX_URL") or env.get("TELCOFLOW_BASE_URL")
     api_key = args.api_key or env.get("TELCOFLOW_API_KEY")
@@ -260,8 +253,6 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         )
         return 2
     assert url is not None and api_key is not None and connector is not None
-    mode: ProgressMode = "none" if args.json else args.progress
-    progress = Progress(out, mode)
     try:
         result = trio.run(
             lambda: run_phone(

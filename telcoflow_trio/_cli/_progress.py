@@ -1,15 +1,44 @@
-"""A progress display for the command line: a live status line on a terminal, plain lines
-otherwise (logs, pipes, CI), and nothing at all when asked to be quiet."""
+"""What a command prints: a progress display (a live status line on a terminal, plain lines
+otherwise (logs, pipes, CI), nothing at all when asked to be quiet), and the output options
+the commands share (``--progress``, ``--json``, ``--log-level``)."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
 import time
 from typing import Final, Literal, TextIO
 
-__all__ = ["Progress", "ProgressMode", "bar"]
+__all__ = ["Progress", "ProgressMode", "add_output_options", "bar", "start_output"]
 
 ProgressMode = Literal["auto", "live", "lines", "none"]
 PROGRESS_MODES: Final = ("auto", "live", "lines", "none")
+
+
+def add_output_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--progress``, ``--json`` (``what`` as one JSON line) and ``--log-level``."""
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="live status line, plain lines, or none (default: live on a terminal)",
+    )
+    parser.add_argument("--json", action="store_true", help=f"print {what} as one JSON line")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+
+
+def start_output(args: argparse.Namespace, stream: TextIO | None) -> tuple[TextIO, Progress]:
+    """Logging to stderr at ``--log-level``; the stream to print on and its progress display
+    (none with ``--json``, which keeps stdout for the one JSON line)."""
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    out = sys.stdout if stream is None else stream
+    mode: ProgressMode = "none" if args.json else args.progress
+    return out, Progress(out, mode)
 
 
 def bar(fraction: float, width: int = 24) -> str:
