@@ -7,9 +7,10 @@ connected), records what the agent sends back with timestamps, and can hang up, 
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -17,18 +18,18 @@ import attrs
 import trio
 
 from ..protocol import voice
-from ..protocol.control import new_id
 from ..protocol.pull import PullLedger
 from ._audio import AudioSource, as_source
 from ._clock import SandboxClock
+from ._events import VOICE_PREFIX, CallTicket
 from ._faults import MALFORMED_VOICE_FRAMES
 from ._pcm import frame_bytes
+from ._sessions import SessionRecord
 
 if TYPE_CHECKING:
     import os
 
     from ._link import Link
-    from ._sessions import Hub, SessionRecord
 
 __all__ = [
     "CallerState",
@@ -127,31 +128,30 @@ class SimulatedCall:
 
     Created by :meth:`Sandbox.place_call`. Audio is recorded as it arrives; ``heard`` is
     the agent's audio on channel 0, ``spoken`` what the caller sent on channel 0.
+    ``on_end(call, close_session)`` hears of the call's end (see :meth:`end`).
     """
 
     def __init__(
         self,
+        ticket: CallTicket,
         *,
-        hub: Hub,
-        clock: SandboxClock,
         session: SessionRecord,
-        caller: str,
-        callee: str,
-        audio: AudioSource | None,
-        connect: ConnectBehaviour,
-        direction: str = "inbound",
+        clock: SandboxClock,
+        audio: AudioSource | None = None,
+        connect: ConnectBehaviour | None = None,
         frame_seconds: float = 0.02,
+        on_end: Callable[[SimulatedCall, bool], object] | None = None,
     ) -> None:
-        self._hub = hub
         self._clock = clock
+        self._on_end = on_end
         self.session = session
-        self.call_id = new_id()
-        self.caller = caller
-        self.callee = callee
-        self.direction = direction
-        self.connect_behaviour = connect
+        self.call_id = ticket.call_id
+        self.caller = ticket.caller
+        self.callee = ticket.callee
+        self.direction = ticket.direction
+        self.connect_behaviour = ConnectBehaviour() if connect is None else connect
         self.frame_seconds = frame_seconds
-        self._token = secrets.token_urlsafe(24)
+        self._token = ticket.token
         self.state = CallerState.OFFERED
         self.sample_rate: int | None = None
         self.isolated = False
@@ -212,7 +212,7 @@ class SimulatedCall:
 
     @property
     def voice_path(self) -> str:
-        return f"/v1/voice/{self.call_id}"
+        return VOICE_PREFIX + self.call_id
 
     @property
     def bytes_requested(self) -> int:
@@ -394,7 +394,8 @@ class SimulatedCall:
         return interrupt
 
     def end(self, by: EndedBy, *, close_session: bool = True) -> None:
-        """End the call: ``call.terminated`` on the voice plane, then close its session."""
+        """End the call: ``call.terminated`` on the voice plane, then close its session
+        (unless ``close_session`` is false: a server slow to close it)."""
         if self.state is CallerState.ENDED:
             return
         self.state = CallerState.ENDED
@@ -406,13 +407,11 @@ class SimulatedCall:
             link.close()
         self.terminated.set()
         self._changed_speech()
-        if close_session:
-            self._hub.call_ended(self)
+        if self._on_end is not None:
+            self._on_end(self, close_session)
 
     def status(self, *, with_audio: bool = False) -> dict[str, Any]:
         """A JSON-ready summary (the admin endpoint serves it)."""
-        import base64
-
         out: dict[str, Any] = {
             "callId": self.call_id,
             "sessionId": self.session_id,

@@ -1,18 +1,25 @@
-"""The control plane (SM-WS): handshake, requests and pushes for one agent connection."""
+"""The control plane (SM-WS): one agent connection's handshake and frames.
+
+It decodes what the agent sends and passes it on to the switchboard as events through
+``feed``; frames for the agent come back through :meth:`ControlConnection.send_frame` and
+:meth:`ControlConnection.reply`. Fault injection on this plane happens here.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 import trio
 
+from .._enums import AudioMode
 from ..protocol import Unrecognised, control
 from ..protocol._fields import FieldError, parse_object
+from ._events import AgentConnected, AgentDisconnected, Event, PeerId, Received
 from ._faults import Faults
 from ._link import Link
-from ._sessions import Hub, Outcome
 
 __all__ = ["ControlConnection"]
 
@@ -29,12 +36,13 @@ _REQUEST_TYPES: Final = frozenset(
 
 
 class ControlConnection:
-    """One agent's control connection, from upgrade to close."""
+    """One agent's control connection, from upgrade to close; ``feed`` takes its events."""
 
-    def __init__(self, link: Link, hub: Hub, faults: Faults) -> None:
+    def __init__(self, link: Link, faults: Faults, feed: Callable[[Event], object]) -> None:
         self.link = link
-        self.hub = hub
         self.faults = faults
+        self._feed = feed
+        self.peer = PeerId(link.name)
         self.sm_ws_id = "smws-" + secrets.token_hex(8)
         self.setup: control.Setup | None = None
         self.setup_done = False
@@ -60,7 +68,7 @@ class ControlConnection:
                     self._handle(data)
                 nursery.cancel_scope.cancel()
         finally:
-            self.hub.connection_lost(self)
+            self._feed(AgentDisconnected(self.peer))
             logger.info("control connection %s (%s) ended", self.name, self.sm_ws_id)
 
     # ── frames from the agent ────────────────────────────────────────────────────────
@@ -76,26 +84,14 @@ class ControlConnection:
         if not self.setup_done:
             logger.warning("%s: %s before setup.done", self.name, frame.TYPE)
             if not isinstance(frame, control.SessionReady):
-                self._respond(frame.TYPE, frame.req_id, Outcome.error("INVALID_REQUEST"))
+                self._fail(frame.TYPE, frame.req_id, "INVALID_REQUEST")
             return
-        if isinstance(frame, control.SessionReady):
-            self.hub.session_ready(self, frame.session_id)
-            return
-        failure = self.faults.fail_requests.pop(frame.TYPE, None)
-        if failure is not None:
-            self._respond(frame.TYPE, frame.req_id, Outcome.error(*failure))
-            return
-        outcome: Outcome
-        if isinstance(frame, control.SessionOpen):
-            outcome = self.hub.open_session(self, frame.session_id)
-        elif isinstance(frame, control.SessionCreate):
-            outcome = self.hub.create_session(frame)
-        elif isinstance(frame, control.CallFlowSetup):
-            self.hub.call_flows.append(frame)
-            outcome = Outcome(True)
-        else:
-            outcome = self.hub.wa_out(self, frame)
-        self._respond(frame.TYPE, frame.req_id, outcome)
+        if not isinstance(frame, control.SessionReady):
+            failure = self.faults.fail_requests.pop(frame.TYPE, None)
+            if failure is not None:
+                self._fail(frame.TYPE, frame.req_id, *failure)
+                return
+        self._feed(Received(self.peer, frame))
 
     def _handle_unrecognised(self, frame: Unrecognised, data: str | bytes) -> None:
         logger.warning("%s: ignoring a malformed control frame: %s", self.name, frame.reason)
@@ -108,7 +104,7 @@ class ControlConnection:
         req_id = obj.get("reqId")
         if obj["type"] in _REQUEST_TYPES and isinstance(req_id, str) and req_id:
             code = "INVALID_PAYLOAD" if obj["type"] == control.WaMsgOut.TYPE else "INVALID_REQUEST"
-            self._respond(obj["type"], req_id, Outcome.error(code, {"message": frame.reason}))
+            self._fail(obj["type"], req_id, code, {"message": frame.reason})
 
     def _handle_setup(self, frame: control.Setup) -> None:
         if self.setup is not None:
@@ -137,16 +133,20 @@ class ControlConnection:
     def _finish_setup(self) -> None:
         if not self.link.is_open:
             return
+        setup = self.setup
+        assert setup is not None
         self.setup_done = True
         self.send_frame(control.SetupDone(self.sm_ws_id))
-        self.hub.connection_ready(self)
+        isolated = setup.audio_mode is AudioMode.ISOLATED
+        self._feed(AgentConnected(self.peer, self.sm_ws_id, setup.sample_rate, isolated))
 
     # ── responses ────────────────────────────────────────────────────────────────────
 
-    def _respond(self, request_type: str, req_id: str, outcome: Outcome) -> None:
-        response = control.Response(
-            req_id, outcome.ok, outcome.content, outcome.error_code, outcome.error_content
-        )
+    def _fail(self, request_type: str, req_id: str, code: str, content: Any = None) -> None:
+        self.reply(request_type, control.Response(req_id, False, None, code, content))
+
+    def reply(self, request_type: str, response: control.Response) -> None:
+        """Answer a request of ``request_type``, unless a fault withholds or delays it."""
         if self.faults.withholds_response(request_type):
             logger.info(
                 "%s: withholding the %s response (fault injection)", self.name, request_type

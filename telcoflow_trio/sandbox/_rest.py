@@ -2,6 +2,7 @@
 
 Admin endpoints let another process drive a running sandbox: place calls, read what a
 caller heard, send WhatsApp messages, set faults. They take the same credentials as REST.
+The API reaches the sandbox through :class:`SandboxApi`, the few things it needs of it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import binascii
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 import attrs
@@ -21,13 +23,13 @@ from .._enums import ChannelType, CloseReason
 from ..protocol import rest
 from ..protocol._fields import dumps
 from ._audio import AudioSource, Pcm, Silence, TestSignal, Tone, WavFile
-from ._caller import ConnectBehaviour
-from ._server import HttpRequest, HttpResponse
+from ._caller import ConnectBehaviour, SimulatedCall
+from ._control import ControlConnection
+from ._faults import Faults
+from ._server import Credentials, HttpRequest, HttpResponse
+from ._sessions import SessionRecord, WaOutbound
 
-if TYPE_CHECKING:
-    from ._sandbox import Sandbox
-
-__all__ = ["RestApi", "audio_from_json"]
+__all__ = ["RestApi", "SandboxApi", "audio_from_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +89,52 @@ def audio_from_json(spec: Any) -> AudioSource | None:
     raise _BadRequest("audio must be one of pcm, wav, silence, tone, signal")
 
 
+class SandboxApi(Protocol):
+    """What the REST and admin endpoints use of the sandbox (:class:`Sandbox` has it all)."""
+
+    @property
+    def credentials(self) -> Credentials: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def sessions(self) -> Mapping[str, SessionRecord]: ...
+
+    @property
+    def calls(self) -> Mapping[str, SimulatedCall]: ...
+
+    @property
+    def wa_outbox(self) -> Sequence[WaOutbound]: ...
+
+    @property
+    def control_connections(self) -> Sequence[ControlConnection]: ...
+
+    async def place_call(
+        self,
+        caller: str = ...,
+        callee: str | None = ...,
+        *,
+        audio: AudioSource | None = ...,
+        connect: ConnectBehaviour | None = ...,
+    ) -> SimulatedCall: ...
+
+    async def send_wa_message(
+        self, remote_address: str, content: dict[str, Any], *, sender: str | None = ...
+    ) -> str: ...
+
+    async def close_session(self, session_id: str, reason: CloseReason = ...) -> bool: ...
+
+    async def drop_control_connections(self, sm_ws_id: str | None = ...) -> int: ...
+
+
 class RestApi:
     """Answers every plain HTTP request that reaches the sandbox's port."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxApi) -> None:
         self.sandbox = sandbox
 
     async def __call__(self, req: HttpRequest) -> HttpResponse:
@@ -101,14 +145,15 @@ class RestApi:
         try:
             if req.path.startswith("/admin/"):
                 return await self._admin(req)
-            return self._public(req)
+            return await self._public(req)
         except _BadRequest as exc:
             return _error(400, "INVALID_REQUEST", str(exc))
 
     # ── the REST plane ───────────────────────────────────────────────────────────────
 
-    def _public(self, req: HttpRequest) -> HttpResponse:
-        hub = self.sandbox.hub
+    async def _public(self, req: HttpRequest) -> HttpResponse:
+        await trio.lowlevel.checkpoint()  # most answers need no await
+        sb = self.sandbox
         canned = self.sandbox.faults.rest_responses
         if canned:
             status, body = canned.pop(0)
@@ -126,7 +171,7 @@ class RestApi:
             remote = query.get("remoteAddress")
             items = [
                 s.info()
-                for s in hub.sessions.values()
+                for s in sb.sessions.values()
                 if (channel is None or s.channel.value == channel)
                 and (state is None or s.state == state)
                 and (remote is None or s.remote_address == remote)
@@ -136,10 +181,10 @@ class RestApi:
         if match:
             if req.method != "POST":
                 return _error(405, "INVALID_REQUEST", "use POST")
-            session = hub.sessions.get(unquote(match.group(1)))
+            session = sb.sessions.get(unquote(match.group(1)))
             if session is None:
                 return _error(404, "SESSION_NOT_FOUND", "no session has that id")
-            if not hub.close_session(session, CloseReason.SDK_REQUEST):
+            if not await sb.close_session(session.id, CloseReason.SDK_REQUEST):
                 return _error(404, "SESSION_CLOSED", "the session is already closed")
             assert session.closed_at is not None
             result = rest.CloseResult(session.closed_at, CloseReason.SDK_REQUEST.value)
@@ -151,7 +196,6 @@ class RestApi:
     async def _admin(self, req: HttpRequest) -> HttpResponse:
         await trio.lowlevel.checkpoint()  # most answers need no await
         sb = self.sandbox
-        hub = sb.hub
         path, method = req.path, req.method
         if path == "/admin/calls" and method == "POST":
             body = _body(req)
@@ -183,10 +227,10 @@ class RestApi:
             )
             return _json(201, {"callId": placed.call_id, "sessionId": placed.session_id})
         if path == "/admin/calls" and method == "GET":
-            return _json(200, {"items": [c.status() for c in hub.calls.values()]})
+            return _json(200, {"items": [c.status() for c in sb.calls.values()]})
         match = _CALL_RE.match(path)
         if match:
-            call = hub.calls.get(unquote(match.group(1)))
+            call = sb.calls.get(unquote(match.group(1)))
             if call is None:
                 return _error(404, "NOT_FOUND", "no call has that id")
             action = match.group(2)
@@ -225,19 +269,19 @@ class RestApi:
             )
             return _json(201, {"sessionId": session_id})
         if path == "/admin/wa/outbox" and method == "GET":
-            return _json(200, {"items": [attrs.asdict(m) for m in hub.wa_outbox]})
+            return _json(200, {"items": [attrs.asdict(m) for m in sb.wa_outbox]})
         if path == "/admin/sessions" and method == "GET":
             items = []
-            for s in hub.sessions.values():
+            for s in sb.sessions.values():
                 item = s.info().to_json_obj()
                 item["boundSmWsId"] = s.bound_sm_ws_id
                 item["ready"] = s.ready
-                item["callId"] = None if s.call is None else s.call.call_id
+                item["callId"] = s.call_id
                 items.append(item)
             return _json(200, {"items": items})
         match = _ADMIN_SESSION_CLOSE_RE.match(path)
         if match and method == "POST":
-            session = hub.sessions.get(unquote(match.group(1)))
+            session = sb.sessions.get(unquote(match.group(1)))
             if session is None:
                 return _error(404, "SESSION_NOT_FOUND", "no session has that id")
             reason = _body(req).get("reason", CloseReason.FORCE_CLOSE.value)
@@ -245,7 +289,7 @@ class RestApi:
                 close_reason = CloseReason(reason)
             except ValueError:
                 raise _BadRequest("unknown reason") from None
-            closed = hub.close_session(session, close_reason)
+            closed = await sb.close_session(session.id, close_reason)
             return _json(200, {"closed": closed})
         if path == "/admin/control/drop" and method == "POST":
             count = await sb.drop_control_connections()
@@ -258,7 +302,7 @@ class RestApi:
                 200,
                 {
                     "url": sb.url,
-                    "controlConnections": [c.sm_ws_id for c in hub.connections],
+                    "controlConnections": [c.sm_ws_id for c in sb.control_connections],
                     "faults": _faults_json(sb),
                 },
             )
@@ -287,7 +331,7 @@ class RestApi:
             setattr(faults, key, value)
 
 
-def _faults_json(sb: Sandbox) -> dict[str, Any]:
+def _faults_json(sb: SandboxApi) -> dict[str, Any]:
     out = attrs.asdict(sb.faults)
     out["withhold_responses"] = sorted(out["withhold_responses"])
     out["withhold_command_responses"] = sorted(out["withhold_command_responses"])

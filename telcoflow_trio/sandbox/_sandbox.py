@@ -22,19 +22,20 @@ from ._audio import AudioSource, as_source
 from ._caller import ConnectBehaviour, SimulatedCall
 from ._clock import SandboxClock
 from ._control import ControlConnection
+from ._events import VOICE_PREFIX
+from ._exchange import Exchange
 from ._faults import MALFORMED_CONTROL_FRAMES, Faults
 from ._framelog import FrameLog
 from ._link import Link
 from ._rest import RestApi
 from ._server import Credentials, Peer, serve_connection
-from ._sessions import Hub, HubSettings, SessionRecord, WaOutbound
+from ._sessions import SessionRecord, WaOutbound
+from ._switchboard import Switchboard, SwitchboardSettings
 from ._voice import VoiceConnection, VoiceSettings
 
 __all__ = ["Sandbox", "open_sandbox"]
 
 logger = logging.getLogger(__name__)
-
-VOICE_PREFIX = "/v1/voice/"
 
 
 class Sandbox:
@@ -69,14 +70,18 @@ class Sandbox:
         self.faults = Faults()
         self.frames = FrameLog(frame_log_limit)
         self.voice_settings = VoiceSettings(pull_interval, prefer_audio_frame_bytes)
-        self.hub = Hub(
-            self.clock,
-            HubSettings(
+        self.hub = Switchboard(
+            SwitchboardSettings(
                 channels=frozenset(ChannelType(c) for c in channels),
                 max_open_sessions=max_open_sessions,
-                connect=ConnectBehaviour() if connect is None else connect,
-                caller_frame_seconds=caller_frame_seconds,
-            ),
+            )
+        )
+        """The sans-IO switchboard: every session rule is decided there."""
+        self.exchange = Exchange(
+            self.hub,
+            self.clock,
+            connect=ConnectBehaviour() if connect is None else connect,
+            frame_seconds=caller_frame_seconds,
         )
         self.host = "127.0.0.1"
         self.port = 0
@@ -119,7 +124,7 @@ class Sandbox:
         """Every credential this sandbox accepts or handed out (its API key, each call's
         voice token), mapped to what it is: for tests that check nothing leaks them."""
         found = {self.api_key: "sandbox API key"}
-        for call in self.hub.calls.values():
+        for call in self.exchange.calls.values():
             found[call.token] = f"voice bearer token of call {call.call_id}"
         return found
 
@@ -149,21 +154,22 @@ class Sandbox:
 
     @property
     def sessions(self) -> dict[str, SessionRecord]:
-        return self.hub.sessions
+        """Every session, open or closed, by id (a fresh dict of live records)."""
+        return self.exchange.sessions()
 
     @property
     def calls(self) -> dict[str, SimulatedCall]:
-        return self.hub.calls
+        return self.exchange.calls
 
     @property
     def wa_outbox(self) -> list[WaOutbound]:
         """Every ``wa.msg.out`` the sandbox accepted, oldest first."""
-        return self.hub.wa_outbox
+        return self.exchange.wa_outbox
 
     @property
     def control_connections(self) -> list[ControlConnection]:
         """Control connections that completed the handshake and are still up."""
-        return list(self.hub.connections)
+        return self.exchange.connected()
 
     # ── driving it ───────────────────────────────────────────────────────────────────
 
@@ -181,7 +187,7 @@ class Sandbox:
         rate, a WAV path, or an :class:`AudioSource`); ``connect`` overrides how the
         destination of ``call.connect`` behaves for this call.
         """
-        call = self.hub.place_call(
+        call = self.exchange.place_call(
             caller=caller, callee=callee, audio=as_source(audio), connect=connect
         )
         await trio.lowlevel.checkpoint()
@@ -192,15 +198,15 @@ class Sandbox:
     ) -> str:
         """A WhatsApp user writes: the message reaches the agent holding the session
         (after ``session.ready``), or a new session is notified. Returns the session id."""
-        session = self.hub.send_wa_message(remote_address, content, sender)
+        session_id = self.exchange.send_wa_message(remote_address, content, sender)
         await trio.lowlevel.checkpoint()
-        return session.id
+        return session_id
 
     async def close_session(
         self, session_id: str, reason: CloseReason = CloseReason.FORCE_CLOSE
     ) -> bool:
         """Close a session from the server side (``FORCE_CLOSE`` by default)."""
-        closed = self.hub.close_session(self.hub.sessions[session_id], reason)
+        closed = self.exchange.close_session(session_id, reason)
         await trio.lowlevel.checkpoint()
         return closed
 
@@ -208,16 +214,16 @@ class Sandbox:
         """Wait until ``predicate()`` is true; it is re-checked after every state change."""
         await trio.lowlevel.checkpoint()  # also when it is true already
         while not predicate():
-            await self.hub.changed.wait()
+            await self.exchange.changed.wait()
 
     async def wait_control_connections(self, count: int) -> None:
         """Until at least ``count`` control connections have finished their handshake."""
-        await self.wait_for(lambda: len(self.hub.connections) >= count)
+        await self.wait_for(lambda: len(self.hub.agents) >= count)
 
     async def wait_wa_out(self, count: int = 1) -> list[WaOutbound]:
         """Until at least ``count`` ``wa.msg.out`` messages have been accepted."""
-        await self.wait_for(lambda: len(self.hub.wa_outbox) >= count)
-        return list(self.hub.wa_outbox)
+        await self.wait_for(lambda: len(self.wa_outbox) >= count)
+        return list(self.wa_outbox)
 
     # ── faults ───────────────────────────────────────────────────────────────────────
 
@@ -225,7 +231,7 @@ class Sandbox:
         """Cut control connections without a close frame, as a network failure would:
         all of them, or the one with ``sm_ws_id``. Returns how many were cut."""
         await trio.lowlevel.checkpoint()  # before choosing: there may be none to cut
-        conns = [c for c in self.hub.connections if sm_ws_id is None or c.sm_ws_id == sm_ws_id]
+        conns = [c for c in self.control_connections if sm_ws_id is None or c.sm_ws_id == sm_ws_id]
         links = {c.link for c in conns}
         if sm_ws_id is None:
             # Connections still in their handshake go too.
@@ -237,7 +243,7 @@ class Sandbox:
     async def send_malformed_control(self, kinds: Iterable[str] | None = None) -> list[str]:
         """Send malformed frames (all kinds by default) to every live control connection."""
         chosen = list(MALFORMED_CONTROL_FRAMES) if kinds is None else list(kinds)
-        for conn in self.hub.connections:
+        for conn in self.control_connections:
             for kind in chosen:
                 conn.link.send(MALFORMED_CONTROL_FRAMES[kind])
         await trio.lowlevel.checkpoint()
@@ -245,7 +251,7 @@ class Sandbox:
 
     async def send_control_raw(self, data: str | bytes) -> None:
         """Send any frame, as is, to every live control connection."""
-        for conn in self.hub.connections:
+        for conn in self.control_connections:
             conn.link.send(data)
         await trio.lowlevel.checkpoint()
 
@@ -300,16 +306,19 @@ class Sandbox:
             clock=self.clock,
         )
         self._links.add(link)
+        conn = ControlConnection(link, self.faults, self.exchange.apply)
+        self.exchange.attach(conn)
         try:
-            await ControlConnection(link, self.hub, self.faults).run()
+            await conn.run()
         finally:
+            self.exchange.detach(conn)
             self._links.discard(link)
             link.finished.set()
 
     async def _serve_voice(
         self, request: WebSocketRequest, transport: trio.abc.Stream, call_id: str
     ) -> None:
-        call = self.hub.calls.get(call_id)
+        call = self.exchange.calls.get(call_id)
         headers = {k.lower(): v for k, v in request.headers}
         auth = headers.get(b"authorization", b"").decode("latin-1")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
