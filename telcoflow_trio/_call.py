@@ -25,9 +25,10 @@ from ._enums import CallEvent, CallState, CloseReason
 from ._errors import WSSCallStateError
 from ._results import CommandResult
 from ._scope import TaskScope
+from ._validate import check_channel_id, check_int, check_type
 from ._voice_connection import VoicePlane
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
-from .audio._incoming import IncomingAudio, IncomingReceiver, check_channel_id
+from .audio._incoming import IncomingAudio, IncomingReceiver
 from .protocol import Unrecognised, control, handoff, voice
 from .protocol.call_state import CallEndReason, CallPhase
 
@@ -102,8 +103,7 @@ class Call:
         voice_plane: VoicePlane | None = None,
     ) -> None:
         audio = CallAudioConfig() if call_audio is None else call_audio
-        if not isinstance(audio, CallAudioConfig):
-            raise TypeError(f"call_audio must be a CallAudioConfig, got {type(audio).__name__}")
+        check_type("call_audio", audio, CallAudioConfig, "a CallAudioConfig")
         self._doc = doc
         self.id = doc.id
         self.caller_number = doc.caller
@@ -214,14 +214,7 @@ class Call:
         )
 
     async def _connect(self, ring_time_seconds: int) -> CommandResult:
-        if isinstance(ring_time_seconds, bool) or not isinstance(ring_time_seconds, int):
-            raise TypeError(
-                f"ring_time_seconds must be an int, got {type(ring_time_seconds).__name__}"
-            )
-        if not 1 <= ring_time_seconds <= 120:
-            raise ValueError(
-                f"ring_time_seconds must be between 1 and 120, got {ring_time_seconds}"
-            )
+        check_int("ring_time_seconds", ring_time_seconds, low=1, high=120)
         result = await self._command(
             voice.CommandName.CONNECT,
             ring_time_seconds * 1000,
@@ -382,8 +375,7 @@ class Call:
 
         The audio settings are this node's own. Raises ``ValueError`` naming what is wrong.
         """
-        if not isinstance(document, str | bytes):
-            raise TypeError(f"document must be str or bytes, got {type(document).__name__}")
+        check_type("document", document, (str, bytes), "str or bytes")
         doc = handoff.decode_handoff(document)
         if isinstance(doc, Unrecognised):
             raise ValueError(f"not a call hand-off document: {doc.reason}")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._enums import AudioMode, InboundCallMode
+from ._validate import check_bool, check_enum, check_type
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from .protocol.control import CONTROL_PATH, SAMPLE_RATES, CallFlowSetup, Setup
 
@@ -32,25 +33,8 @@ PRODUCTION_BASE_URL: Final = "wss://wss-prod.agentao.com"
 DEFAULT_BUFFER_SIZE: Final = 1024 * 1024
 
 
-def _type_check(name: str, value: object, expected: type | tuple[type, ...], what: str) -> None:
-    if isinstance(value, bool) and bool not in (
-        expected if isinstance(expected, tuple) else (expected,)
-    ):
-        raise TypeError(f"{name} must be {what}, got bool")
-    if not isinstance(value, expected):
-        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
-
-
 def _to_audio_mode(value: object) -> AudioMode:
-    if isinstance(value, AudioMode):
-        return value
-    try:
-        _type_check("audio_mode", value, str, "an AudioMode or str")
-        return AudioMode(str(value))
-    except ValueError:
-        raise ValueError(
-            f"audio_mode must be one of {[m.value for m in AudioMode]}, got {value!r}"
-        ) from None
+    return check_enum("audio_mode", value, AudioMode)
 
 
 @attrs.frozen
@@ -67,10 +51,10 @@ class CallAudioConfig:
     buffer_size: int = DEFAULT_BUFFER_SIZE
 
     def __attrs_post_init__(self) -> None:
-        _type_check("sample_rate", self.sample_rate, int, "an int")
+        check_type("sample_rate", self.sample_rate, int, "an int")
         if self.sample_rate not in SAMPLE_RATES:
             raise ValueError(f"sample_rate must be one of {SAMPLE_RATES}, got {self.sample_rate}")
-        _type_check("buffer_size", self.buffer_size, int, "an int")
+        check_type("buffer_size", self.buffer_size, int, "an int")
         size = self.buffer_size
         if size <= 0 or size & (size - 1):
             raise ValueError(f"buffer_size must be a positive power of two, got {size}")
@@ -188,7 +172,7 @@ class SessionManagerConfig:
             value = getattr(self, name)
             if value is None:
                 continue
-            _type_check(name, value, str, "a str")
+            check_type(name, value, str, "a str")
             if not value:
                 raise ValueError(f"{name} must not be empty (leave it out instead)")
         for name in ("api_key", "connector_uuid"):
@@ -196,8 +180,8 @@ class SessionManagerConfig:
             if value is not None and (_HEADER_UNSAFE & set(value) or not value.isprintable()):
                 raise ValueError(f"{name} holds characters that cannot go in an HTTP header")
         if self.ssl_context is not None:
-            _type_check("ssl_context", self.ssl_context, ssl.SSLContext, "an ssl.SSLContext")
-        _type_check("call_audio", self.call_audio, CallAudioConfig, "a CallAudioConfig")
+            check_type("ssl_context", self.ssl_context, ssl.SSLContext, "an ssl.SSLContext")
+        check_type("call_audio", self.call_audio, CallAudioConfig, "a CallAudioConfig")
         self._check_auth()
         scheme = self._check_base_url()
         self._check_tls(scheme)
@@ -226,7 +210,7 @@ class SessionManagerConfig:
                 raise ValueError(f"{name}: no such file: {path!r}")
 
     def _check_base_url(self) -> str:
-        _type_check("base_url", self.base_url, str, "a str")
+        check_type("base_url", self.base_url, str, "a str")
         try:
             parts = urlsplit(self.base_url)
             parts.port  # noqa: B018  # raises ValueError on a bad port
@@ -295,21 +279,8 @@ class SessionManagerConfig:
         return ctx
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    _type_check(name, value, bool, "a bool")
-    return bool(value)
-
-
 def _to_inbound(value: object) -> InboundCallMode:
-    if isinstance(value, InboundCallMode):
-        return value
-    try:
-        _type_check("inbound_call", value, str, "an InboundCallMode or str")
-        return InboundCallMode(str(value))
-    except ValueError:
-        raise ValueError(
-            f"inbound_call must be one of {[m.value for m in InboundCallMode]}, got {value!r}"
-        ) from None
+    return check_enum("inbound_call", value, InboundCallMode)
 
 
 @attrs.frozen
@@ -323,7 +294,7 @@ class CallFlowConfig:
 
     def __attrs_post_init__(self) -> None:
         for name in ("outbound_call", "inbound_message", "outbound_message"):
-            _check_bool(name, getattr(self, name))
+            check_bool(name, getattr(self, name))
 
     def to_frame(self) -> CallFlowSetup:
         """The ``call_flow.setup`` request for this config (with a fresh ``reqId``)."""
@@ -346,15 +317,15 @@ class CallFlowBuilder:
         return self
 
     def outbound_call(self, enabled: bool) -> CallFlowBuilder:
-        self._fields["outbound_call"] = _check_bool("enabled", enabled)
+        self._fields["outbound_call"] = check_bool("enabled", enabled)
         return self
 
     def inbound_message(self, enabled: bool) -> CallFlowBuilder:
-        self._fields["inbound_message"] = _check_bool("enabled", enabled)
+        self._fields["inbound_message"] = check_bool("enabled", enabled)
         return self
 
     def outbound_message(self, enabled: bool) -> CallFlowBuilder:
-        self._fields["outbound_message"] = _check_bool("enabled", enabled)
+        self._fields["outbound_message"] = check_bool("enabled", enabled)
         return self
 
     def build(self) -> CallFlowConfig:

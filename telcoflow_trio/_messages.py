@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from ._enums import ChannelType, SessionActivityType
+from ._validate import check_non_empty_str, check_type
 from .protocol import control
 
 __all__ = ["IncomingMessage", "SendWAMessage", "SessionNotification"]
@@ -47,13 +48,11 @@ class IncomingMessage:
 
 
 def _api_version(_inst: object, _attr: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise TypeError("api_version must be a non-empty str")
+    check_non_empty_str("api_version", value, TypeError)
 
 
 def _data(_inst: object, _attr: attrs.Attribute[dict[str, Any]], value: object) -> None:
-    if not isinstance(value, dict):
-        raise TypeError(f"data must be a dict, got {type(value).__name__}")
+    check_type("data", value, dict, "a dict")
 
 
 @attrs.frozen

@@ -34,7 +34,7 @@ from ._errors import (
 from ._messages import IncomingMessage, SendWAMessage
 from ._results import SendMessageResult
 from ._scope import TaskScope
-from ._validate import check_timeout
+from ._validate import check_timeout, check_type
 from .protocol import control, timing
 from .protocol.session_state import (
     CloseOverRest,
@@ -274,8 +274,7 @@ class Session:
     async def send_message(self, message: SendWAMessage) -> SendMessageResult:
         """Send a WhatsApp message; a refusal comes back as a falsy result, not an exception."""
         self._require(ChannelType.WA, "send_message()")
-        if not isinstance(message, SendWAMessage):
-            raise TypeError(f"message must be a SendWAMessage, got {type(message).__name__}")
+        check_type("message", message, SendWAMessage, "a SendWAMessage")
         if self.is_closed:
             raise WSSSessionClosed(f"session {self.id} is closed")
         response = await self._control.request(

@@ -38,6 +38,13 @@ from ._rest_client import RestClient
 from ._scope import TaskScope
 from ._session import Session, SessionFeed, open_session_object, session_error
 from ._transport import Connector
+from ._validate import (
+    check_callable,
+    check_int,
+    check_member,
+    check_non_empty_str,
+    check_type,
+)
 from ._voice_connection import VoicePlane, VoiceTimeouts
 from ._websocket import open_websocket
 from .protocol import Unrecognised, control, rest, timing
@@ -85,13 +92,8 @@ class SessionManager:
         voice_timeouts: VoiceTimeouts | None = None,
         rest_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not isinstance(config, SessionManagerConfig):
-            raise TypeError(f"config must be a SessionManagerConfig, got {type(config).__name__}")
-        if isinstance(notification_buffer, bool) or not isinstance(notification_buffer, int):
-            raise TypeError("notification_buffer must be an int")
-        if notification_buffer < 1:
-            raise ValueError(f"notification_buffer must be at least 1, got {notification_buffer}")
-        self.config = config
+        self.config = check_type("config", config, SessionManagerConfig, "a SessionManagerConfig")
+        check_int("notification_buffer", notification_buffer, low=1)
         self._control = ControlConnection(
             config,
             self._route,
@@ -225,9 +227,7 @@ class SessionManager:
         Raises ``WSSSessionBusy`` when another agent claimed it first, ``WSSSessionClosed``
         or ``WSSSessionNotFound`` when it is gone. The block is the session's scope.
         """
-        if not isinstance(session_id, str) or not session_id:
-            raise ValueError("session_id must be a non-empty str")
-        return self._session_scope(session_id)
+        return self._session_scope(check_non_empty_str("session_id", session_id))
 
     def create_session(
         self, channel: ChannelType | str, remote_address: str
@@ -236,13 +236,9 @@ class SessionManager:
 
         Raises ``WSSSessionAlreadyExists`` when one already exists for that address.
         """
-        try:
-            kind = ChannelType(channel)
-        except ValueError:
-            raise ValueError(f"channel must be TELCO or WA, got {channel!r}") from None
-        if not isinstance(remote_address, str) or not remote_address:
-            raise ValueError("remote_address must be a non-empty str")
-        return self._created_scope(kind, remote_address)
+        kind = check_member("channel", channel, ChannelType, "TELCO or WA")
+        address = check_non_empty_str("remote_address", remote_address)
+        return self._created_scope(kind, address)
 
     @asynccontextmanager
     async def _created_scope(
@@ -365,8 +361,7 @@ class SessionManager:
 
     async def setup_call_flow(self, flow: CallFlowConfig) -> None:
         """Send the connector's call flow (``call_flow.setup``). Not re-sent on reconnect."""
-        if not isinstance(flow, CallFlowConfig):
-            raise TypeError(f"flow must be a CallFlowConfig, got {type(flow).__name__}")
+        check_type("flow", flow, CallFlowConfig, "a CallFlowConfig")
         response = await self._control.request(flow.to_frame())
         if not response.ok:
             raise session_error(response, "call_flow.setup")
@@ -385,8 +380,7 @@ class SessionManager:
         blip) is skipped for a session this manager still holds; for another agent's call it
         is claimed, and served only if its voice plane opens (the other agent is gone).
         """
-        if not callable(handler):
-            raise TypeError("handler must be an async function taking a Call")
+        check_callable("handler", handler, "an async function taking a Call")
         scope = TaskScope("serve_calls", shield=False)
         await scope.open()
         body_exc: BaseException | None = None

@@ -29,7 +29,7 @@ from ._transport import Connector, MessageSocket, SocketClosed, keep_alive
 from ._version import USER_AGENT, WIRE_SDK_VERSION
 from ._websocket import open_websocket
 from .audio import PullServicer, SendAudioBuffer
-from .audio._incoming import DEFAULT_CAPACITY, IncomingAudio, IncomingReceiver, check_channel_id
+from .audio._incoming import DEFAULT_CAPACITY, IncomingAudio
 from .protocol import Unrecognised, voice
 
 __all__ = ["VoiceConnection", "VoicePlane", "VoiceTimeouts"]
@@ -177,15 +177,6 @@ class VoiceConnection:
         finally:
             self._shut()
             scope.cancel()
-
-    @property
-    def audio_dropped_bytes(self) -> int:
-        """Incoming audio dropped because a channel's reader fell behind."""
-        return self._incoming.dropped_bytes
-
-    def audio_stream(self, channel_id: int = 0) -> IncomingReceiver:
-        """A receiver of a channel's PCM chunks (ends when the call ends)."""
-        return self._incoming.stream(check_channel_id(channel_id))
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 

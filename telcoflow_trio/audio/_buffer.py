@@ -18,43 +18,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Final
 
 import attrs
 import trio
 
 from .._config import DEFAULT_BUFFER_SIZE, CallAudioConfig
 from .._errors import BufferClosedError, BufferFullError
+from .._validate import check_bool, check_int, check_type, coerce_pcm
 
 __all__ = ["BufferCounters", "SendAudioBuffer"]
 
 logger = logging.getLogger(__name__)
-
-_PCM_TYPES: Final = (bytes, bytearray, memoryview)
-
-
-def coerce_pcm(pcm: object, name: str = "pcm") -> bytes:
-    """``pcm`` as immutable bytes; mutable inputs are copied so later changes can't leak in."""
-    if type(pcm) is bytes:
-        return pcm
-    if isinstance(pcm, bytes):  # a bytes subclass: normalise, it may override slicing
-        return bytes(pcm)
-    if isinstance(pcm, bytearray):
-        return bytes(pcm)
-    if isinstance(pcm, memoryview):
-        try:
-            return pcm.tobytes()
-        except ValueError as exc:  # a released view
-            raise ValueError(f"{name} is a released memoryview") from exc
-    raise TypeError(f"{name} must be bytes, bytearray or memoryview, got {type(pcm).__name__}")
-
-
-def check_capacity(capacity: object) -> int:
-    if isinstance(capacity, bool) or not isinstance(capacity, int):
-        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
-    if capacity <= 0:
-        raise ValueError(f"capacity must be positive, got {capacity}")
-    return capacity
 
 
 @attrs.frozen
@@ -84,7 +58,7 @@ class SendAudioBuffer:
     """
 
     def __init__(self, capacity: int = DEFAULT_BUFFER_SIZE) -> None:
-        self._capacity = check_capacity(capacity)
+        self._capacity = check_int("capacity", capacity, low=1)
         self._send: trio.MemorySendChannel[bytes]
         self._recv: trio.MemoryReceiveChannel[bytes]
         self._send, self._recv = trio.open_memory_channel[bytes](math.inf)
@@ -106,9 +80,7 @@ class SendAudioBuffer:
     @classmethod
     def from_config(cls, config: CallAudioConfig) -> SendAudioBuffer:
         """A buffer of ``config.buffer_size`` bytes."""
-        if not isinstance(config, CallAudioConfig):
-            raise TypeError(f"config must be a CallAudioConfig, got {type(config).__name__}")
-        return cls(config.buffer_size)
+        return cls(check_type("config", config, CallAudioConfig, "a CallAudioConfig").buffer_size)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -161,8 +133,7 @@ class SendAudioBuffer:
         bytes before it must wait, and skipping that yield halves the cost of a write.
         """
         data = coerce_pcm(pcm)
-        if not isinstance(wait, bool):
-            raise TypeError(f"wait must be a bool, got {type(wait).__name__}")
+        check_bool("wait", wait)
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
             raise BufferClosedError("the call's outgoing audio buffer is closed")

@@ -39,6 +39,7 @@ import trio
 from .._config import CallAudioConfig
 from .._errors import WSSCallClosedError
 from .._ratelimit import RateLimit
+from .._validate import check_callable, check_channel_id, check_finite, check_int, check_type
 
 __all__ = [
     "CHUNK_CHARGE",
@@ -49,12 +50,10 @@ __all__ = [
     "IncomingAudio",
     "IncomingCounters",
     "IncomingReceiver",
-    "check_channel_id",
 ]
 
 logger = logging.getLogger(__name__)
 
-MAX_CHANNEL_ID: Final = 255
 PRIMARY_CHANNEL: Final = 0
 CHUNK_CHARGE: Final = 64
 """Bytes of budget each held chunk costs beyond its PCM."""
@@ -65,31 +64,6 @@ DEFAULT_CAPACITY: Final = 480_000 + 500 * CHUNK_CHARGE
 DEFAULT_WARN_INTERVAL: Final = 10.0
 """Seconds between two log lines about dropped audio, per call and per kind."""
 FRAMES_PER_SECOND: Final = 50
-
-
-def check_channel_id(channel_id: object) -> int:
-    """The channel id if it is an int in 0..255; otherwise a TypeError/ValueError naming it."""
-    if isinstance(channel_id, bool) or not isinstance(channel_id, int):
-        raise TypeError(f"channel_id must be an int, got {type(channel_id).__name__}")
-    if not 0 <= channel_id <= MAX_CHANNEL_ID:
-        raise ValueError(f"channel_id must be in 0..{MAX_CHANNEL_ID}, got {channel_id}")
-    return channel_id
-
-
-def _check_capacity(capacity: object) -> int:
-    if isinstance(capacity, bool) or not isinstance(capacity, int):
-        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
-    if capacity <= CHUNK_CHARGE:
-        raise ValueError(f"capacity must be more than {CHUNK_CHARGE} bytes, got {capacity}")
-    return capacity
-
-
-def _check_interval(warn_interval: object) -> float:
-    if isinstance(warn_interval, bool) or not isinstance(warn_interval, int | float):
-        raise TypeError(f"warn_interval must be a number, got {type(warn_interval).__name__}")
-    if not (warn_interval >= 0 and math.isfinite(warn_interval)):
-        raise ValueError(f"warn_interval must be finite and not negative, got {warn_interval}")
-    return float(warn_interval)
 
 
 @attrs.frozen
@@ -136,13 +110,12 @@ class IncomingAudio:
         clock: Callable[[], float] = time.monotonic,
         label: str = "call",
     ) -> None:
-        self._capacity = _check_capacity(capacity)
-        interval = _check_interval(warn_interval)
-        if not callable(clock):
-            raise TypeError(f"clock must be callable, got {type(clock).__name__}")
-        if not isinstance(label, str):
-            raise TypeError(f"label must be a str, got {type(label).__name__}")
-        self._label = label
+        self._capacity = check_int("capacity", capacity)
+        if self._capacity <= CHUNK_CHARGE:
+            raise ValueError(f"capacity must be more than {CHUNK_CHARGE} bytes, got {capacity}")
+        interval = check_finite("warn_interval", warn_interval, positive=False)
+        check_callable("clock", clock)
+        self._label = check_type("label", label, str, "a str")
         # Only channels someone may read are here: channel 0, and those with open streams.
         self._channels: dict[int, _Channel] = {PRIMARY_CHANNEL: _Channel(PRIMARY_CHANNEL)}
         self._closed = False
@@ -167,12 +140,8 @@ class IncomingAudio:
         label: str = "call",
     ) -> IncomingAudio:
         """A budget of ``seconds`` of 20 ms frames at the call's byte rate."""
-        if not isinstance(config, CallAudioConfig):
-            raise TypeError(f"config must be a CallAudioConfig, got {type(config).__name__}")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValueError(f"seconds must be positive and finite, got {seconds}")
+        check_type("config", config, CallAudioConfig, "a CallAudioConfig")
+        seconds = check_finite("seconds", seconds, positive=True)
         frames = math.ceil(seconds * FRAMES_PER_SECOND)
         capacity = config.bytes_for(seconds) + frames * CHUNK_CHARGE
         return cls(capacity, warn_interval=warn_interval, clock=clock, label=label)

@@ -65,7 +65,7 @@ import trio
 
 from .._errors import WSSCallClosedError
 from .._results import CommandResult
-from .._validate import check_timeout
+from .._validate import check_callable, check_timeout, check_type
 from ..protocol.pull import MAX_REQUEST_RUNS, PullLedger, PullOutcome
 from ..protocol.voice import BufferRequest
 from ._buffer import SendAudioBuffer
@@ -222,14 +222,10 @@ class PullServicer:
         send_frame: SendFrame,
         send_interrupt: SendInterrupt | None = None,
     ) -> None:
-        if not isinstance(buffer, SendAudioBuffer):
-            raise TypeError(f"buffer must be a SendAudioBuffer, got {type(buffer).__name__}")
-        if not callable(send_frame):
-            raise TypeError("send_frame must be an async callable")
-        if send_interrupt is not None and not callable(send_interrupt):
-            raise TypeError("send_interrupt must be an async callable or None")
-        self._buffer = buffer
-        self._send_frame = send_frame
+        self._buffer = check_type("buffer", buffer, SendAudioBuffer, "a SendAudioBuffer")
+        self._send_frame = check_callable("send_frame", send_frame, "an async callable")
+        if send_interrupt is not None:
+            check_callable("send_interrupt", send_interrupt, "an async callable or None")
         self._send_interrupt = send_interrupt
         self._ledger = PullLedger(buffer.capacity)
         self._started = False
@@ -298,8 +294,7 @@ class PullServicer:
 
     def on_buffer_request(self, request: BufferRequest) -> None:
         """Queue a pull request. Synchronous and O(1): the socket reader never waits here."""
-        if not isinstance(request, BufferRequest):
-            raise TypeError(f"request must be a BufferRequest, got {type(request).__name__}")
+        check_type("request", request, BufferRequest, "a BufferRequest")
         if self._closed:
             return
         outcome = self._ledger.on_request(request, self._buffer.size)

@@ -16,7 +16,7 @@ import telcoflow_trio as tf
 from telcoflow_trio._control_connection import ConnectionState, ControlConnection, Timeouts
 from telcoflow_trio._transport import Accepted, MemoryConnector, SocketClosed
 from telcoflow_trio._voice_connection import VoiceConnection, VoiceTimeouts
-from telcoflow_trio.audio import SendAudioBuffer
+from telcoflow_trio.audio import IncomingAudio, SendAudioBuffer
 from telcoflow_trio.protocol import Backoff, control, voice
 
 API_KEY = "sk-unit-test-secret"
@@ -192,7 +192,8 @@ async def test_voice_commands_audio_and_a_polite_close(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     connector = MemoryConnector()
-    conn = voice_connection(connector)
+    incoming = IncomingAudio()
+    conn = voice_connection(connector, incoming=incoming)
     async with trio.open_nursery() as nursery:
         await nursery.start(conn.run)
         server = await connector.accept()
@@ -209,7 +210,7 @@ async def test_voice_commands_audio_and_a_polite_close(
         assert len(conn.command_rtts) == 1
 
         await server.socket.send(b"\x00pcm")
-        assert await conn.audio_stream(0).receive() == b"pcm"
+        assert await incoming.stream(0).receive() == b"pcm"
         await conn.aclose()
     assert conn.closed
     with pytest.raises(SocketClosed) as info:
@@ -225,7 +226,8 @@ async def test_voice_keep_alive_ends_a_half_dead_socket_within_its_deadline(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="telcoflow_trio")
     connector = MemoryConnector()
-    conn = voice_connection(connector, timeouts=timeouts)
+    incoming = IncomingAudio()
+    conn = voice_connection(connector, timeouts=timeouts, incoming=incoming)
     async with trio.open_nursery() as nursery:
         await nursery.start(conn.run)
         server = await connector.accept()
@@ -234,7 +236,7 @@ async def test_voice_keep_alive_ends_a_half_dead_socket_within_its_deadline(
         server.socket.stop_answering_pings()
         start = trio.current_time()
         # The call's audio stream ends with the socket, as for any lost socket.
-        async for _ in conn.audio_stream(0):
+        async for _ in incoming.stream(0):
             pass  # pragma: no cover
         assert trio.current_time() - start <= timeouts.ping_interval + timeouts.ping_timeout
     assert conn.closed
