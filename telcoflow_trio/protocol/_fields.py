@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -242,8 +243,20 @@ def choice(obj: Mapping[str, Any], key: str, convert: Callable[[str], _T]) -> _T
         raise FieldError(f"field {key!r} has an unknown value") from None
 
 
+def new_id() -> str:
+    """A fresh uuid4 string, as used for ``reqId``, ``command_id`` and ``clientMsgId``."""
+    return str(uuid.uuid4())
+
+
 # Validators for frame classes: a frame that cannot survive its own encoding is refused
 # at construction, so encode(frame) always decodes back to an equal frame.
+
+is_str = attrs.validators.instance_of(str)
+is_bool = attrs.validators.instance_of(bool)
+is_int = attrs.validators.instance_of(int)
+"""An int or a bool (see :func:`plain_int` for an int only)."""
+optional_str = attrs.validators.optional(is_str)
+optional_int = attrs.validators.optional(is_int)
 
 
 def non_empty_str(_inst: object, attribute: attrs.Attribute[str], value: object) -> None:

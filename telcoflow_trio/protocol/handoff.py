@@ -16,6 +16,7 @@ from ._fields import (
     JSONObject,
     Unrecognised,
     dumps,
+    is_str,
     kind,
     non_empty_str,
     opt_str,
@@ -27,8 +28,6 @@ __all__ = ["HANDOFF_CHANNEL", "HandoffDocument", "decode_handoff", "encode_hando
 
 HANDOFF_CHANNEL: Final = "TELCO"
 
-_str = attrs.validators.instance_of(str)
-
 
 @attrs.frozen
 class HandoffDocument:
@@ -37,8 +36,8 @@ class HandoffDocument:
     id: str = attrs.field(validator=non_empty_str)
     session_url: str = attrs.field(validator=non_empty_str)
     session_token: str = attrs.field(validator=non_empty_str, repr=False)
-    caller: str = attrs.field(default="", validator=_str)
-    callee: str = attrs.field(default="", validator=_str)
+    caller: str = attrs.field(default="", validator=is_str)
+    callee: str = attrs.field(default="", validator=is_str)
 
     def to_json_obj(self) -> JSONObject:
         return {

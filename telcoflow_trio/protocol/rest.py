@@ -17,10 +17,13 @@ from ._fields import (
     JSONObject,
     Unrecognised,
     dumps,
+    is_int,
+    is_str,
     kind,
     non_empty_str,
     nullable_int,
     opt_str,
+    optional_int,
     parse_json,
     req_str,
 )
@@ -41,9 +44,6 @@ __all__ = [
 ]
 
 SESSIONS_PATH: Final = "/public/v1/sessions"
-
-_str = attrs.validators.instance_of(str)
-_opt_int = attrs.validators.optional(attrs.validators.instance_of(int))
 
 
 def close_path(session_id: str) -> str:
@@ -79,12 +79,12 @@ class SessionInfo:
 
     id: str = attrs.field(validator=non_empty_str)
     channel: ChannelType | str = attrs.field(validator=non_empty_str)
-    initiator: str = attrs.field(default="", validator=_str)
-    state: str = attrs.field(default="", validator=_str)
-    remote_address: str = attrs.field(default="", validator=_str)
-    local_address: str = attrs.field(default="", validator=_str)
-    opened_at: int | None = attrs.field(default=None, validator=_opt_int)
-    closed_at: int | None = attrs.field(default=None, validator=_opt_int)
+    initiator: str = attrs.field(default="", validator=is_str)
+    state: str = attrs.field(default="", validator=is_str)
+    remote_address: str = attrs.field(default="", validator=is_str)
+    local_address: str = attrs.field(default="", validator=is_str)
+    opened_at: int | None = attrs.field(default=None, validator=optional_int)
+    closed_at: int | None = attrs.field(default=None, validator=optional_int)
 
     def to_json_obj(self) -> JSONObject:
         return {
@@ -120,16 +120,16 @@ class SessionInfo:
 class CloseResult:
     """The body of a successful ``POST .../close``; ``reason`` is kept as sent."""
 
-    closed_at: int = attrs.field(validator=attrs.validators.instance_of(int))
-    reason: str = attrs.field(validator=_str)
+    closed_at: int = attrs.field(validator=is_int)
+    reason: str = attrs.field(validator=is_str)
 
 
 @attrs.frozen
 class ErrorBody:
     """A non-2xx body: ``{"code": ..., "message": ...}``."""
 
-    code: str = attrs.field(validator=_str)
-    message: str = attrs.field(default="", validator=_str)
+    code: str = attrs.field(validator=is_str)
+    message: str = attrs.field(default="", validator=is_str)
 
 
 def _body(data: str | bytes, parse: Callable[[Any], Any]) -> Any:

@@ -20,18 +20,20 @@ from ._fields import (
     Unrecognised,
     decode_text,
     dumps,
+    is_bool,
     json_object,
     lenient_int,
+    new_id,
     non_empty_str,
     nullable_str,
     opt_obj,
+    optional_str,
     plain_int,
     req_bool,
     req_int,
     req_obj,
     req_str,
 )
-from .control import new_id
 
 __all__ = [
     "COMMAND_GRACE_SECONDS",
@@ -73,10 +75,6 @@ class CommandName(StrEnum):
     def default_timeout_ms(self) -> int:
         """10 s for every command; ``connect`` uses its ring time instead (default 60 s)."""
         return 60_000 if self is CommandName.CONNECT else 10_000
-
-
-_str = attrs.validators.instance_of(str)
-_opt_str = attrs.validators.optional(_str)
 
 
 def _channel_byte(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -172,10 +170,10 @@ class CommandResponse:
 
     TYPE: ClassVar[str] = "command_response"
     command_id: str = attrs.field(validator=non_empty_str)
-    success: bool = attrs.field(validator=attrs.validators.instance_of(bool))
+    success: bool = attrs.field(validator=is_bool)
     result: Any = None
-    error_code: str | None = attrs.field(default=None, validator=_opt_str)
-    error_message: str | None = attrs.field(default=None, validator=_opt_str)
+    error_code: str | None = attrs.field(default=None, validator=optional_str)
+    error_message: str | None = attrs.field(default=None, validator=optional_str)
 
     def to_json_obj(self) -> JSONObject:
         return {
