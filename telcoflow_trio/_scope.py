@@ -14,6 +14,10 @@ Two things a plain nursery gets wrong for a library scope such as ``SessionManag
   :meth:`TaskScope.start`), a task is *not* shielded: cancelling the caller of ``start``
   cancels it, so connecting can always be cancelled. Such tasks are also protected from
   ``KeyboardInterrupt``, as trio's own are.
+
+:func:`cleanup_within` is the owner's side of the same rule: the cleanup that tells the
+server, run on the way out of a block, shielded from the cancellation that may have ended
+the block and bounded by a deadline of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import trio
 
-__all__ = ["TaskScope"]
+__all__ = ["TaskScope", "cleanup_within"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +183,17 @@ def _only_cancelled(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_only_cancelled(e) for e in exc.exceptions)
     return isinstance(exc, trio.Cancelled)
+
+
+async def cleanup_within(
+    seconds: float, fn: Callable[..., Awaitable[object]], *args: object
+) -> bool:
+    """Run ``fn(*args)`` shielded from outer cancellation, for ``seconds`` at most; True if
+    it finished in time.
+
+    For cleanup that tells the server something on the way out of a block: the cancellation
+    that ended the block must not cut it, and its own deadline keeps it from hanging.
+    """
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + seconds) as scope:
+        await fn(*args)
+    return not scope.cancelled_caught

@@ -21,6 +21,7 @@ import trio
 
 from . import _trace
 from ._call import Call, CallOwner, call_for_session
+from ._channels import DroppingSender, open_dropping_channel
 from ._enums import ChannelType, CloseReason
 from ._errors import (
     WrongChannelError,
@@ -100,13 +101,20 @@ class Session:
         self._call: Call | None = None
         self._call_owner: CallOwner | None = None
         self._ready_at: float | None = None
-        self._messages_in, self.messages = trio.open_memory_channel[IncomingMessage](MESSAGE_BUFFER)
-        self.messages_dropped = 0
-        """Inbound messages dropped because ``messages`` was full."""
+        self._messages_in: DroppingSender[IncomingMessage]
+        self.messages: trio.MemoryReceiveChannel[IncomingMessage]
+        self._messages_in, self.messages = open_dropping_channel(
+            MESSAGE_BUFFER, logger, f"session {self.id}: messages"
+        )
 
     def __repr__(self) -> str:
         state = f"closed:{self.close_reason}" if self.is_closed else "open"
         return f"<Session {self.id} {self.channel} {state}>"
+
+    @property
+    def messages_dropped(self) -> int:
+        """Inbound messages dropped because ``messages`` was full."""
+        return self._messages_in.dropped
 
     @property
     def is_closed(self) -> bool:
@@ -259,17 +267,7 @@ class Session:
     # ── WA ──────────────────────────────────────────────────────────────────────────────
 
     def _deliver_message(self, frame: control.WaMsgIn) -> None:
-        try:
-            self._messages_in.send_nowait(IncomingMessage(frame.sender, frame.content))
-        except trio.WouldBlock:
-            self.messages_dropped += 1
-            logger.warning(
-                "session %s: messages channel full, dropped an inbound message (%d so far)",
-                self.id,
-                self.messages_dropped,
-            )
-        except trio.ClosedResourceError:
-            pass
+        self._messages_in.offer(IncomingMessage(frame.sender, frame.content), "an inbound message")
 
     async def send_message(self, message: SendWAMessage) -> SendMessageResult:
         """Send a WhatsApp message; a refusal comes back as a falsy result, not an exception."""

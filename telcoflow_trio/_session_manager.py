@@ -7,7 +7,6 @@ socket and task it opened is closed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,6 +18,7 @@ import sniffio
 import trio
 
 from ._call import Call
+from ._channels import DroppingSender, open_dropping_channel
 from ._config import CallFlowConfig, SessionManagerConfig
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
 from ._enums import ChannelType, SessionActivityType
@@ -35,7 +35,7 @@ from ._errors import (
 from ._messages import SessionNotification
 from ._ratelimit import RateLimit
 from ._rest_client import RestClient
-from ._scope import TaskScope
+from ._scope import TaskScope, cleanup_within
 from ._session import Session, SessionFeed, open_session_object, session_error
 from ._transport import Connector
 from ._validate import (
@@ -93,7 +93,7 @@ class SessionManager:
         rest_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = check_type("config", config, SessionManagerConfig, "a SessionManagerConfig")
-        check_int("notification_buffer", notification_buffer, low=1)
+        size = check_int("notification_buffer", notification_buffer, low=1)
         self._control = ControlConnection(
             config,
             self._route,
@@ -104,11 +104,11 @@ class SessionManager:
         )
         self._voice_plane = VoicePlane(connect, voice_timeouts or VoiceTimeouts())
         self._sessions: dict[str, SessionFeed] = {}
-        self._notify_in, self.session_notifications = trio.open_memory_channel[SessionNotification](
-            notification_buffer
+        self._notify_in: DroppingSender[SessionNotification]
+        self.session_notifications: trio.MemoryReceiveChannel[SessionNotification]
+        self._notify_in, self.session_notifications = open_dropping_channel(
+            size, logger, "session_notifications"
         )
-        self.notifications_dropped = 0
-        """Notifications dropped because ``session_notifications`` was full."""
         self._scope: TaskScope | None = None
         self._rest_transport = rest_transport
         self._rest: RestClient
@@ -134,9 +134,7 @@ class SessionManager:
             try:
                 await self._scope.close(exc)
             finally:
-                self._notify_in.close()
-                with trio.CancelScope(shield=True):
-                    await self._rest.aclose()
+                await self._release()
             raise
         return self
 
@@ -155,9 +153,16 @@ class SessionManager:
             await self._scope.close(exc)
             return None
         finally:
-            self._notify_in.close()
-            with trio.CancelScope(shield=True):
-                await self._rest.aclose()
+            await self._release()
+
+    async def _release(self) -> None:
+        self._notify_in.close()
+        await cleanup_within(CLEANUP_DEADLINE, self._rest.aclose)
+
+    @property
+    def notifications_dropped(self) -> int:
+        """Notifications dropped because ``session_notifications`` was full."""
+        return self._notify_in.dropped
 
     @property
     def connection_state(self) -> ConnectionState:
@@ -187,18 +192,8 @@ class SessionManager:
 
     def _route(self, frame: control.ServerControlFrame) -> None:
         if isinstance(frame, control.SessionNotify):
-            try:
-                self._notify_in.send_nowait(SessionNotification.from_frame(frame))
-            except trio.WouldBlock:
-                self.notifications_dropped += 1
-                logger.warning(
-                    "session_notifications is full: dropped notification for session %s "
-                    "(%d dropped so far)",
-                    frame.session_id,
-                    self.notifications_dropped,
-                )
-            except trio.ClosedResourceError:
-                pass
+            notification = SessionNotification.from_frame(frame)
+            self._notify_in.offer(notification, "notification for session %s", frame.session_id)
             return
         feed = self._sessions.get(frame.session_id)  # type: ignore[union-attr]
         if feed is None:
@@ -279,10 +274,7 @@ class SessionManager:
             if not taken and isinstance(result, control.Response) and result.ok:
                 logger.info("session %s: claim won after its caller left; closing it", session_id)
                 with trio.move_on_after(CLEANUP_DEADLINE):
-                    try:
-                        await self._rest.close_session(session_id)
-                    except WSSError as exc:
-                        logger.warning("session %s: closing it failed: %s", session_id, exc)
+                    await self._close_unserved(session_id)
 
         assert self._scope is not None
         self._scope.start_soon(claim, name=f"claim {session_id}")
@@ -296,6 +288,13 @@ class SessionManager:
             raise result
         return result
 
+    async def _close_unserved(self, session_id: str) -> None:
+        """Close over REST a session won but not served; a failure is logged."""
+        try:
+            await self._rest.close_session(session_id)
+        except WSSError as exc:
+            logger.warning("session %s: closing it failed: %s", session_id, exc)
+
     @asynccontextmanager
     async def _session_scope(self, session_id: str) -> AsyncIterator[Session]:
         if session_id in self._sessions:
@@ -306,12 +305,7 @@ class SessionManager:
         info = control.decode_opened_session(response.content)
         if isinstance(info, Unrecognised):
             # Ours on the server, but unusable: do not leave it bound to us.
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(CLEANUP_DEADLINE),
-                contextlib.suppress(WSSError),
-            ):
-                await self._rest.close_session(session_id)
+            await cleanup_within(CLEANUP_DEADLINE, self._close_unserved, session_id)
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
         await scope.open()
@@ -332,13 +326,7 @@ class SessionManager:
             body_exc = exc
             raise
         finally:
-            with trio.move_on_after(CLEANUP_DEADLINE) as cleanup:
-                cleanup.shield = True
-                try:
-                    await feed.close_on_exit()
-                except Exception as exc:
-                    logger.warning("session %s: closing failed: %s", session_id, exc)
-            if cleanup.cancelled_caught:
+            if not await cleanup_within(CLEANUP_DEADLINE, _close_on_exit, feed):
                 logger.warning(
                     "session %s: not closed on the server within %g s", session_id, CLEANUP_DEADLINE
                 )
@@ -444,3 +432,10 @@ class SessionManager:
                     exc,
                     self._serve_failures,
                 )
+
+
+async def _close_on_exit(feed: SessionFeed) -> None:
+    try:
+        await feed.close_on_exit()
+    except Exception as exc:
+        logger.warning("session %s: closing failed: %s", feed.session.id, exc)
