@@ -8,7 +8,8 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 #   _transport      the message-socket seam; _websocket is its trio-websocket engine
 #   audio/          the outgoing byte buffer and pull servicer, incoming audio budgets
 #   _control_connection, _voice_connection   one loop per WebSocket, feeding the machines
-#   _call, _call_lifecycle, _session, _session_manager, _rest_client   what users hold
+#   _call, _call_lifecycle, _call_events, _session, _session_manager, _rest_client
+#                   what users hold
 #   _config, _errors, _enums, _messages, _results   the vocabulary the layers share
 # Beside the SDK, importing it and never imported by it: sandbox/ (a local server),
 # testing/ (the kit: scripts, invariants, strategies, the pytest plugin) and _cli/
@@ -16,7 +17,8 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 
 import logging
 
-from ._call import Call, CallEndReason, CallError, CallTerminated
+from ._call import Call, CallEndReason
+from ._call_events import CallError, CallTerminated
 from ._config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,

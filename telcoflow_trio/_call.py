@@ -4,7 +4,9 @@ The voice WebSocket opens lazily, on the first command or audio operation, in th
 of whoever owns the call: its session's scope, or the call's own ``async with`` for a call
 received by hand-off (``async with Call.from_json(doc) as call:``). The lifecycle itself
 (opening, closing, ending on the server) is driven by
-:class:`~telcoflow_trio._call_lifecycle.CallLifecycle`.
+:class:`~telcoflow_trio._call_lifecycle.CallLifecycle`, which holds the call's audio paths
+and its events (:mod:`._call_events`); a call's session drives it through the
+:class:`CallOwner` made with the call by :func:`call_for_session`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
 
-import attrs
 import trio
 
 from . import _trace
+from ._call_events import CallEvents
 from ._call_lifecycle import CallLifecycle, EndOnServerHook
 from ._config import CallAudioConfig, SessionManagerConfig
-from ._enums import CallEvent, CallState, CloseReason
+from ._enums import CallState, CloseReason
 from ._errors import WSSCallStateError
 from ._results import CommandResult
-from ._scope import TaskScope
+from ._scope import TaskScope, cleanup_within
 from ._validate import check_channel_id, check_int, check_type
 from ._voice_connection import VoicePlane
 from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
@@ -32,18 +34,10 @@ from .audio._incoming import IncomingAudio, IncomingReceiver
 from .protocol import Unrecognised, control, handoff, voice
 from .protocol.call_state import CallEndReason, CallPhase
 
-__all__ = [
-    "Call",
-    "CallEndReason",
-    "CallError",
-    "CallOwner",
-    "CallTerminated",
-    "call_for_session",
-]
+__all__ = ["Call", "CallEndReason", "CallOwner", "call_for_session"]
 
 logger = logging.getLogger(__name__)
 
-EVENT_BUFFER: Final = 64
 CLOSE_DEADLINE: Final = 15.0
 """How long leaving a hand-off call's scope may spend ending the call on the server."""
 
@@ -62,26 +56,6 @@ _DEADLINE: Final = _TIMEOUT + _GRACE
 """How long a command method may take (reported to an observer, see :mod:`._trace`)."""
 
 
-@attrs.frozen
-class CallTerminated:
-    """The call is over (``call.terminated``)."""
-
-    payload: dict[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class CallError:
-    """The server reported an error on the call (``call.error``), e.g. ``TTS_SESSION_ERROR``."""
-
-    error_code: str | None
-    error_message: str | None
-    payload: dict[str, Any] = attrs.field(factory=dict)
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 class Call:
     """One call. Made by ``Session.incoming_call()`` or ``Call.from_json()``.
 
@@ -94,16 +68,11 @@ class Call:
     def __init__(
         self,
         doc: handoff.HandoffDocument,
-        call_audio: CallAudioConfig | None = None,
+        audio: CallAudioConfig,
+        lifecycle: CallLifecycle,
         *,
-        ssl_context: ssl.SSLContext | None = None,
         org_uuid: str = "",
-        nursery: TaskScope | None = None,
-        end_on_server: EndOnServerHook | None = None,
-        voice_plane: VoicePlane | None = None,
     ) -> None:
-        audio = CallAudioConfig() if call_audio is None else call_audio
-        check_type("call_audio", audio, CallAudioConfig, "a CallAudioConfig")
         self._doc = doc
         self.id = doc.id
         self.caller_number = doc.caller
@@ -111,23 +80,11 @@ class Call:
         self.org_uuid = org_uuid
         self.audio_config = audio
         self._own_scope: TaskScope | None = None
-        self._buffer = SendAudioBuffer.from_config(audio)
-        self._incoming = IncomingAudio.from_config(audio, label=f"call {doc.id}")
-        self._events_in, self.events = trio.open_memory_channel[CallTerminated | CallError](
-            EVENT_BUFFER
-        )
-        self.events_dropped = 0
-        self._life = CallLifecycle(
-            doc,
-            tls=ssl_context,
-            nursery=nursery,
-            end_on_server=end_on_server,
-            voice_plane=VoicePlane() if voice_plane is None else voice_plane,
-            buffer=self._buffer,
-            incoming=self._incoming,
-            close_events=self._events_in.close,
-            on_event=self._on_event,
-        )
+        self._life = lifecycle
+        self._buffer = lifecycle.buffer
+        self._incoming = lifecycle.incoming
+        self._events = lifecycle.events
+        self.events = lifecycle.events.receive
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self._life.phase().value}>"
@@ -153,28 +110,10 @@ class Call:
         """Wait until the call is over."""
         await self._life.wait_terminated()
 
-    def _on_event(self, frame: voice.CallEventFrame) -> None:
-        event: CallTerminated | CallError
-        if frame.event == CallEvent.CALL_ERROR:
-            event = CallError(
-                _opt_str(frame.payload.get("error_code")),
-                _opt_str(frame.payload.get("error_message")),
-                frame.payload,
-            )
-        elif frame.event == CallEvent.CALL_TERMINATED:
-            event = CallTerminated(frame.payload)
-        else:
-            logger.debug("call %s: unknown call event %r ignored", self.id, frame.event)
-            return
-        try:
-            self._events_in.send_nowait(event)
-        except trio.WouldBlock:
-            self.events_dropped += 1
-            logger.warning("call %s: events channel full, dropped %s", self.id, frame.event)
-        except trio.ClosedResourceError:
-            pass
-        if isinstance(event, CallTerminated):
-            self._life.apply(self._life.machine.terminated())
+    @property
+    def events_dropped(self) -> int:
+        """Events dropped because ``events`` was full."""
+        return self._events.dropped
 
     # ── commands ────────────────────────────────────────────────────────────────────────
 
@@ -376,10 +315,12 @@ class Call:
         The audio settings are this node's own. Raises ``ValueError`` naming what is wrong.
         """
         check_type("document", document, (str, bytes), "str or bytes")
+        audio = CallAudioConfig() if audio_config is None else audio_config
+        check_type("audio_config", audio, CallAudioConfig, "a CallAudioConfig")
         doc = handoff.decode_handoff(document)
         if isinstance(doc, Unrecognised):
             raise ValueError(f"not a call hand-off document: {doc.reason}")
-        return cls(doc, audio_config, ssl_context=ssl_context)
+        return cls(doc, audio, _lifecycle(doc, audio, ssl_context))
 
     async def __aenter__(self) -> Call:
         if self._life.nursery is not None:
@@ -396,10 +337,7 @@ class Call:
     ) -> bool | None:
         assert self._own_scope is not None
         try:
-            with trio.move_on_after(CLOSE_DEADLINE) as cleanup:
-                cleanup.shield = True
-                await self._life.settle()
-            if cleanup.cancelled_caught:
+            if not await cleanup_within(CLOSE_DEADLINE, self._life.settle):
                 logger.warning(
                     "call %s: not ended on the server within %g s", self.id, CLOSE_DEADLINE
                 )
@@ -411,8 +349,7 @@ class Call:
 class CallOwner:
     """The owning session's side of a call. Not for applications."""
 
-    def __init__(self, call: Call, lifecycle: CallLifecycle) -> None:
-        self.call = call
+    def __init__(self, lifecycle: CallLifecycle) -> None:
         self._life = lifecycle
 
     @property
@@ -447,13 +384,28 @@ def call_for_session(
     """The call a ``call.in`` announced, living in its session's nursery, and its owner handle."""
     doc = handoff.HandoffDocument(frame.call_id, frame.url, frame.token, frame.caller, frame.callee)
     tls = config.tls_context() if frame.url.startswith("wss://") else None
-    call = Call(
+    audio = config.call_audio
+    life = _lifecycle(doc, audio, tls, nursery, end_on_server, voice_plane)
+    return Call(doc, audio, life, org_uuid=frame.org_uuid), CallOwner(life)
+
+
+def _lifecycle(
+    doc: handoff.HandoffDocument,
+    audio: CallAudioConfig,
+    tls: ssl.SSLContext | None,
+    nursery: TaskScope | None = None,
+    end_on_server: EndOnServerHook | None = None,
+    voice_plane: VoicePlane | None = None,
+) -> CallLifecycle:
+    """A call's lifecycle driver, with the audio paths and events channel it holds."""
+    label = f"call {doc.id}"
+    return CallLifecycle(
         doc,
-        config.call_audio,
-        ssl_context=tls,
-        org_uuid=frame.org_uuid,
+        tls=tls,
         nursery=nursery,
         end_on_server=end_on_server,
-        voice_plane=voice_plane,
+        voice_plane=VoicePlane() if voice_plane is None else voice_plane,
+        buffer=SendAudioBuffer.from_config(audio),
+        incoming=IncomingAudio.from_config(audio, label=label),
+        events=CallEvents(label),
     )
-    return call, CallOwner(call, call._life)

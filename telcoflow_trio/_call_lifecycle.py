@@ -2,8 +2,9 @@
 what the machine decides (opening the voice plane, sending the close, ending the call on
 the server without its voice socket, stopping its tasks).
 
-The user-facing :class:`~telcoflow_trio.Call` owns one and delegates to it; nothing here
-knows about commands other than the close, audio, or the call's events.
+The user-facing :class:`~telcoflow_trio.Call` owns one and delegates to it. It holds the
+call's audio paths and events channel, to close them when the call ends, but nothing here
+knows about commands other than the close, audio, or events other than ``call.terminated``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final, TypeAlias
 
 import trio
 
+from ._call_events import CallEvents
 from ._enums import CloseReason
 from ._errors import (
     WSSAuthenticationError,
@@ -26,7 +28,7 @@ from ._errors import (
     WSSSessionBusy,
 )
 from ._results import CommandResult
-from ._scope import TaskScope
+from ._scope import TaskScope, cleanup_within
 from ._validate import check_timeout
 from ._voice_connection import VoiceConnection, VoicePlane
 from .audio import SendAudioBuffer
@@ -42,8 +44,9 @@ from .protocol.call_state import (
     SendClose,
     StopVoice,
 )
+from .protocol.voice import CallEventFrame
 
-__all__ = ["END_ON_SERVER_DEADLINE", "CallEventSink", "CallLifecycle", "EndOnServerHook"]
+__all__ = ["END_ON_SERVER_DEADLINE", "CallLifecycle", "EndOnServerHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +61,6 @@ _CONFLICT: Final = 409
 
 EndOnServerHook: TypeAlias = Callable[[], Awaitable[bool]]
 """How a call's owner ends it on the server without its voice socket; True on success."""
-
-CallEventSink: TypeAlias = Callable[[voice.CallEventFrame], None]
-"""Where the voice socket's call events go (the user-facing call)."""
 
 
 class CallLifecycle:
@@ -78,8 +78,7 @@ class CallLifecycle:
         voice_plane: VoicePlane,
         buffer: SendAudioBuffer,
         incoming: IncomingAudio,
-        close_events: Callable[[], None],
-        on_event: CallEventSink,
+        events: CallEvents,
     ) -> None:
         self.call_id = doc.id
         self.machine = CallMachine()
@@ -89,10 +88,9 @@ class CallLifecycle:
         self._tls = tls
         self._end_on_server_hook = end_on_server
         self._voice_plane = voice_plane
-        self._buffer = buffer
-        self._incoming = incoming
-        self._close_events = close_events
-        self._on_event = on_event
+        self.buffer = buffer
+        self.incoming = incoming
+        self.events = events
         self._changed = trio.Event()
         self._ending_task = False
         self._open_lock = trio.Lock()
@@ -140,14 +138,18 @@ class CallLifecycle:
     def _stop(self) -> None:
         logger.info("call %s over (%s)", self.call_id, self.machine.end_reason)
         self._terminated.set()
-        self._close_events()
-        self._incoming.close()
+        self.events.close()
+        self.incoming.close()
         if self._voice is not None:
             self._voice.servicer.close()
         else:
-            self._buffer.close()
+            self.buffer.close()
         if self._voice_scope is not None:
             self._voice_scope.cancel()
+
+    def _on_event(self, frame: CallEventFrame) -> None:
+        if self.events.deliver(frame):  # call.terminated
+            self.apply(self.machine.terminated())
 
     def server_closed_session(self, reason: CloseReason) -> None:
         # The server ends a session's call when it closes the session. A call on its voice
@@ -261,9 +263,9 @@ class CallLifecycle:
             self._doc.session_url,
             self._doc.session_token,
             self._tls,
-            self._buffer,
+            self.buffer,
             self._on_event,
-            self._incoming,
+            self.incoming,
         )
         self._voice = connection
         self._pulse()
@@ -301,14 +303,11 @@ class CallLifecycle:
             elif isinstance(action, EndOnServer):
                 if self._ending_task:
                     continue  # a task is already at it
-                with trio.CancelScope(
-                    shield=True, deadline=trio.current_time() + END_ON_SERVER_DEADLINE
-                ):
-                    self._ending_task = True
-                    try:
-                        await self._end_on_server()
-                    finally:
-                        self._ending_task = False
+                self._ending_task = True
+                try:
+                    await cleanup_within(END_ON_SERVER_DEADLINE, self._end_on_server)
+                finally:
+                    self._ending_task = False
                 if self.phase() is CallPhase.ENDING:
                     self.machine.server_ended(ok=False)
             elif isinstance(action, SendClose):
