@@ -40,6 +40,7 @@ side (bench_calls.py and the tests use it).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import json
 import logging
@@ -47,6 +48,7 @@ import math
 import os
 import random
 import re
+import resource
 import secrets
 import socket
 import subprocess
@@ -314,6 +316,8 @@ class Window:
         self.open = False
         self.started = time.monotonic()
         self.cpu0 = time.process_time()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.user0, self.system0 = usage.ru_utime, usage.ru_stime
         self.lags: list[float] = []
         self.fills: list[float] = []
         self.connection_ticks = 0
@@ -413,7 +417,8 @@ class Server:
                         measuring
                         and call.spoken - call.requested >= margin * frames.bytes_per_second
                     )
-                    call.pending.append((call.requested, now, counted))
+                    # Timed per call: with hundreds of calls a tick's writes take a while.
+                    call.pending.append((call.requested, trio.current_time(), counted))
                     data = frames.caller_pull[index]
                     if measuring:
                         win.pulls += 1
@@ -831,6 +836,7 @@ class Server:
         win.open = False
         seconds = time.monotonic() - win.started
         cpu = time.process_time() - win.cpu0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         now = trio.current_time()
         late = 0
         for call in self.live.values():
@@ -850,6 +856,8 @@ class Server:
             "lagMaxMs": _ms(max(win.lags, default=None)),
             "cpuSeconds": cpu,
             "cpuShare": cpu / seconds if seconds > 0 else None,
+            "userSeconds": usage.ru_utime - win.user0,
+            "systemSeconds": usage.ru_stime - win.system0,
             "connectionSeconds": connection_seconds,
             "cpuMsPerConnectionSecond": (
                 1000 * cpu / connection_seconds if connection_seconds > 0 else None
@@ -1031,13 +1039,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="seed of the caller's PCM pattern")
     p.add_argument("--no-verify", action="store_true", help="count agent audio, do not compare it")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--profile", default=None, help="write cProfile stats to this file at exit")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr)
-    trio.run(_main, args)
+    if args.profile is None:
+        trio.run(_main, args)
+        return
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(trio.run, _main, args)
+    finally:
+        profiler.dump_stats(args.profile)
 
 
 # ── the driver's side ─────────────────────────────────────────────────────────────────
