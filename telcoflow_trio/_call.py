@@ -29,8 +29,14 @@ from ._results import CommandResult
 from ._scope import TaskScope, cleanup_within
 from ._validate import check_channel_id, check_int, check_type
 from ._voice_connection import VoicePlane
-from .audio import AudioCounters, AudioStream, ClearResult, SendAudioBuffer
-from .audio._incoming import IncomingAudio, IncomingReceiver
+from .audio import (
+    AudioCounters,
+    AudioStream,
+    ClearResult,
+    IncomingAudio,
+    IncomingReceiver,
+    SendAudioBuffer,
+)
 from .protocol import Unrecognised, control, handoff, voice
 from .protocol.call_state import CallEndReason, CallPhase
 

@@ -31,8 +31,7 @@ from ._results import CommandResult
 from ._scope import TaskScope, cleanup_within
 from ._validate import check_timeout
 from ._voice_connection import VoiceConnection, VoicePlane
-from .audio import SendAudioBuffer
-from .audio._incoming import IncomingAudio
+from .audio import IncomingAudio, SendAudioBuffer
 from .protocol import handoff, voice
 from .protocol.call_state import (
     Action,

@@ -7,18 +7,16 @@ interruption (:meth:`PullServicer.clear`), playout waits, the heard position and
 close. See :mod:`telcoflow_trio.audio._servicer` for the seam the voice connection plugs into.
 :class:`IncomingAudio` holds what the voice plane receives, per channel, within one byte
 budget per call; ``call.audio_stream()`` reads it through an :class:`AudioStream`.
+
+Modules: ``_buffer`` and ``_servicer`` (cutting frames in ``_framer``) for the outgoing
+path, ``_incoming`` and ``_stream`` for the incoming one, ``_counters`` for what both report.
 """
 
-from ._buffer import BufferCounters, SendAudioBuffer
-from ._incoming import AudioStream, IncomingAudio, IncomingCounters, IncomingReceiver
-from ._servicer import (
-    MAX_REQUEST_RUNS,
-    AudioCounters,
-    ClearResult,
-    PullServicer,
-    SendFrame,
-    SendInterrupt,
-)
+from ._buffer import SendAudioBuffer
+from ._counters import AudioCounters, BufferCounters, ClearResult, IncomingCounters
+from ._incoming import IncomingAudio, IncomingReceiver
+from ._servicer import MAX_REQUEST_RUNS, PullServicer, SendFrame, SendInterrupt
+from ._stream import AudioStream
 
 __all__ = [
     "MAX_REQUEST_RUNS",

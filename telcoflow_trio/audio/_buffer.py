@@ -19,32 +19,16 @@ from __future__ import annotations
 import logging
 import math
 
-import attrs
 import trio
 
 from .._config import DEFAULT_BUFFER_SIZE, CallAudioConfig
 from .._errors import BufferClosedError, BufferFullError
 from .._validate import check_bool, check_int, check_type, coerce_pcm
+from ._counters import BufferCounters
 
 __all__ = ["BufferCounters", "SendAudioBuffer"]
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class BufferCounters:
-    """What the write side has seen; all counts since the buffer was made."""
-
-    written_bytes: int
-    """Bytes accepted by ``send_audio`` (the write position)."""
-    discarded_bytes: int
-    """Queued bytes dropped by clears."""
-    abandoned_bytes: int
-    """Bytes of back-pressured writes still waiting for room when a clear came; never queued."""
-    dropped_bytes: int
-    """Queued bytes still unsent when the buffer was finally dropped at close."""
-    rejected_writes: int
-    """``send_audio`` calls refused with :class:`BufferFullError`."""
 
 
 class SendAudioBuffer:

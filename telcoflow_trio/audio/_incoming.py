@@ -20,8 +20,9 @@ leg; 1, 2, ... the isolated legs). The voice plane's reader hands it every binar
   The first is a WARNING, the second a DEBUG line, each at most once per
   ``warn_interval`` seconds per call, with the bytes since the last line and in all.
 
-:class:`AudioStream` is what ``call.audio_stream()`` returns: a receive channel that opens
-the voice plane on first use.
+:class:`IncomingReceiver` is one reader of one channel, a trio receive channel; the
+lazily opened :class:`~telcoflow_trio.audio.AudioStream` that ``call.audio_stream()``
+returns wraps one (:mod:`._stream`).
 """
 
 from __future__ import annotations
@@ -30,23 +31,21 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
-import attrs
 import trio
 
 from .._config import CallAudioConfig
-from .._errors import WSSCallClosedError
 from .._ratelimit import RateLimit
 from .._validate import check_callable, check_channel_id, check_finite, check_int, check_type
+from ._counters import IncomingCounters
 
 __all__ = [
     "CHUNK_CHARGE",
     "DEFAULT_CAPACITY",
     "DEFAULT_SECONDS",
     "DEFAULT_WARN_INTERVAL",
-    "AudioStream",
     "IncomingAudio",
     "IncomingCounters",
     "IncomingReceiver",
@@ -64,23 +63,6 @@ DEFAULT_CAPACITY: Final = 480_000 + 500 * CHUNK_CHARGE
 DEFAULT_WARN_INTERVAL: Final = 10.0
 """Seconds between two log lines about dropped audio, per call and per kind."""
 FRAMES_PER_SECOND: Final = 50
-
-
-@attrs.frozen
-class IncomingCounters:
-    """Bytes of one call's incoming audio; ``received == read + queued + dropped + unread``."""
-
-    received_bytes: int
-    """PCM handed to :meth:`IncomingAudio.deliver`."""
-    read_bytes: int
-    """Taken by readers."""
-    queued_bytes: int
-    """Held now, waiting for a reader."""
-    queued_chunks: int
-    dropped_bytes: int
-    """Dropped for want of room: the readers fell behind, or a chunk outgrew the budget."""
-    unread_bytes: int
-    """Dropped because nobody read the channel, or the call was over."""
 
 
 class _Channel:
@@ -420,88 +402,4 @@ class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
 
     async def aclose(self) -> None:
         self.close()
-        await trio.lowlevel.checkpoint()
-
-
-OpenChannel = Callable[[], Awaitable[IncomingReceiver]]
-"""Opens the voice plane if needed and returns a new receiver, which the stream owns."""
-
-
-class AudioStream(trio.abc.ReceiveChannel[bytes]):
-    """PCM chunks of one audio channel of a call; ends (``EndOfChannel``) when the call ends.
-
-    ``call.audio_stream()`` is synchronous so that ``async for chunk in call.audio_stream():``
-    reads like any other channel loop; the voice WebSocket it needs is opened by the first
-    ``receive`` (or eagerly by ``await call.audio_stream()``, which surfaces connection
-    errors at that line instead of inside the loop).
-
-    Each stream is its own receiver of the call's channel: closing it does not affect other
-    streams, and several open streams share (split) the chunks, as trio channel clones do.
-    """
-
-    def __init__(self, channel_id: int, open_channel: OpenChannel) -> None:
-        self.channel_id = channel_id
-        self._open_channel = open_channel
-        self._channel: IncomingReceiver | None = None
-        self._closed = False
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._channel else "not yet opened"
-        return f"<AudioStream channel {self.channel_id} {state}>"
-
-    async def open(self) -> AudioStream:
-        """Open the call's voice plane now (it otherwise opens on the first receive)."""
-        if self._closed:
-            await trio.lowlevel.checkpoint()
-            raise trio.ClosedResourceError("this audio stream was closed")
-        if self._channel is not None:
-            await trio.lowlevel.checkpoint()
-            return self
-        self._adopt(await self._open_channel())
-        return self
-
-    def _adopt(self, receiver: IncomingReceiver) -> None:
-        # Closed while the voice plane opened, or a concurrent open won: not needed.
-        if self._closed:
-            receiver.close()
-            raise trio.ClosedResourceError("this audio stream was closed")
-        if self._channel is None:
-            self._channel = receiver
-        else:
-            receiver.close()
-
-    def __await__(self) -> Generator[Any, None, AudioStream]:
-        return self.open().__await__()
-
-    async def receive(self) -> bytes:
-        """The next chunk; ``EndOfChannel`` once the call is over."""
-        if self._channel is None:
-            try:
-                await self.open()
-            except WSSCallClosedError:
-                raise trio.EndOfChannel from None
-        assert self._channel is not None
-        return await self._channel.receive()
-
-    def receive_nowait(self) -> bytes:
-        """A chunk already received, or ``trio.WouldBlock`` (also before the stream opened)."""
-        if self._closed:
-            raise trio.ClosedResourceError("this audio stream was closed")
-        if self._channel is None:
-            raise trio.WouldBlock
-        return self._channel.receive_nowait()
-
-    def clone(self) -> AudioStream:
-        """Another stream of the same channel, sharing its chunks (see the class docs)."""
-        if self._closed:
-            raise trio.ClosedResourceError("this audio stream was closed")
-        twin = AudioStream(self.channel_id, self._open_channel)
-        if self._channel is not None:
-            twin._channel = self._channel.clone()
-        return twin
-
-    async def aclose(self) -> None:
-        self._closed = True
-        if self._channel is not None:
-            self._channel.close()
         await trio.lowlevel.checkpoint()

@@ -17,7 +17,9 @@ Two deliberate differences, both documented on :class:`PullServicer`:
 
 The bookkeeping of these rules (what is owed, frame floors, coalescing, the flush rule)
 is the sans-IO :class:`~telcoflow_trio.protocol.pull.PullLedger`, which the sandbox keeps
-too; this module is the trio loop around it: waiting, framing, writing, interruption.
+too; this module is the trio loop around it: waiting, framing (with a
+:class:`~telcoflow_trio.audio._framer.Framer` per epoch), writing, interruption. What it
+reports (:class:`ClearResult`, :class:`AudioCounters`) is in :mod:`._counters`.
 
 Interruption is a cancel scope. The servicer's waiting and framing run inside an
 *interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels that
@@ -56,11 +58,9 @@ written may ignore ``written``: new audio then waits for the round trip).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
-import attrs
 import trio
 
 from .._errors import WSSCallClosedError
@@ -69,15 +69,10 @@ from .._validate import check_callable, check_timeout, check_type
 from ..protocol.pull import MAX_REQUEST_RUNS, PullLedger, PullOutcome
 from ..protocol.voice import BufferRequest
 from ._buffer import SendAudioBuffer
+from ._counters import AudioCounters, ClearResult
+from ._framer import Framer
 
-__all__ = [
-    "MAX_REQUEST_RUNS",
-    "AudioCounters",
-    "ClearResult",
-    "PullServicer",
-    "SendFrame",
-    "SendInterrupt",
-]
+__all__ = ["MAX_REQUEST_RUNS", "PullServicer", "SendFrame", "SendInterrupt"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,126 +80,6 @@ SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
 """Write one binary WebSocket message."""
 SendInterrupt: TypeAlias = Callable[[Callable[[], None]], Awaitable[CommandResult]]
 """Send ``agent.interrupt``, call the argument once it is written, return the answer."""
-
-_CHANNEL_0: Final = b"\x00"
-
-
-@attrs.frozen
-class ClearResult:
-    """What a clear did, and how much the caller had been sent when it took effect."""
-
-    discarded_bytes: int
-    """Queued bytes dropped (what the official client's clear returns)."""
-    abandoned_bytes: int
-    """Bytes of back-pressured writes that were still waiting for room; never queued."""
-    heard_position: int
-    """Stream position (see :attr:`SendAudioBuffer.written_bytes`) up to which audio had
-    been handed to the socket when the clear took effect."""
-    interrupt: CommandResult | None = None
-    """The server's answer to ``agent.interrupt``; None without an interrupt hook."""
-
-    def heard_since(self, mark: int) -> int:
-        """Bytes of an utterance the caller was sent, given ``written_bytes`` at its start."""
-        return max(0, self.heard_position - mark)
-
-
-@attrs.frozen
-class AudioCounters:
-    """Counts of the outgoing audio path since the call began."""
-
-    written_bytes: int
-    """Bytes accepted by ``send_audio``."""
-    sent_bytes: int
-    """Bytes handed to the socket (the heard position counts the same bytes)."""
-    frames_sent: int
-    discarded_bytes: int
-    """Queued bytes dropped by clears."""
-    abandoned_bytes: int
-    """Bytes of waiting writes dropped by clears before they were queued."""
-    dropped_bytes: int
-    """Bytes never sent because the call ended (left queued, or lost in a failed write)."""
-    rejected_writes: int
-    """``send_audio`` calls refused with ``BufferFullError``."""
-    underruns: int
-    """Pull requests that found the buffer empty."""
-    clears: int
-    skipped_requests: int
-    """Requests for channels other than 0."""
-    ignored_requests: int
-    """Requests with ``requested_bytes <= 0``."""
-    coalesced_requests: int
-    """Requests merged because too many distinct ones were pending."""
-
-
-class _Framer:
-    """The receive side of one epoch: chunks taken off the channel, not yet framed.
-
-    It lives inside the interruption scope's loop; a clear replaces it, so a partly
-    assembled frame can never outlive the epoch it belongs to.
-    """
-
-    __slots__ = ("chunks", "ended", "epoch", "offset", "recv", "staged")
-
-    def __init__(self, buffer: SendAudioBuffer) -> None:
-        self.epoch = buffer.epoch
-        self.recv = buffer.receive_channel
-        self.chunks: deque[bytes] = deque()
-        self.offset = 0  # bytes of chunks[0] already framed
-        self.staged = 0
-        self.ended = False
-
-    def pull_nowait(self, want: int) -> None:
-        """Stage chunks already in the channel until ``want`` bytes are staged."""
-        recv, chunks, staged = self.recv, self.chunks, self.staged
-        while staged < want:
-            try:
-                chunk = recv.receive_nowait()
-            except trio.WouldBlock:
-                break
-            except trio.EndOfChannel:
-                self.ended = True
-                break
-            if chunk:  # an empty chunk is only a wake-up (see SendAudioBuffer.poke)
-                chunks.append(chunk)
-                staged += len(chunk)
-        self.staged = staged
-
-    async def pull_one(self) -> None:
-        try:
-            chunk = await self.recv.receive()
-        except trio.EndOfChannel:
-            self.ended = True
-            # receive() raises this after a cancel check but no schedule point; rare.
-            await trio.lowlevel.checkpoint()
-            return
-        if chunk:
-            self.chunks.append(chunk)
-            self.staged += len(chunk)
-
-    def take(self, n: int) -> bytes:
-        """The next ``n`` staged bytes as a channel-0 frame, with a single copy."""
-        chunks = self.chunks
-        offset = self.offset
-        if offset == 0 and len(chunks[0]) == n:
-            self.staged -= n
-            return _CHANNEL_0 + chunks.popleft()
-        pieces: list[bytes | memoryview] = [_CHANNEL_0]
-        left = n
-        while left:
-            chunk = chunks[0]
-            avail = len(chunk) - offset
-            if avail <= left:
-                pieces.append(memoryview(chunk)[offset:] if offset else chunk)
-                chunks.popleft()
-                offset = 0
-                left -= avail
-            else:
-                pieces.append(memoryview(chunk)[offset : offset + left])
-                offset += left
-                left = 0
-        self.offset = offset
-        self.staged -= n
-        return b"".join(pieces)
 
 
 class PullServicer:
@@ -329,10 +204,10 @@ class PullServicer:
     async def _serve(self) -> None:
         """Frame and write until interrupted; a clear during a write just starts a new
         framer, a clear while waiting cancels us."""
-        framer = _Framer(self._buffer)
+        framer = Framer(self._buffer)
         while not self._closed:
             if framer.epoch != self._buffer.epoch:
-                framer = _Framer(self._buffer)  # staged chunks are gone with their epoch
+                framer = Framer(self._buffer)  # staged chunks are gone with their epoch
             frame = await self._next_frame(framer)
             if frame is None:
                 break
@@ -348,7 +223,7 @@ class PullServicer:
         """Someone waits for the tail: a drain, or :meth:`wait_for_playout`."""
         return self._buffer.closed or self._buffer.head_position < self._flush_until
 
-    async def _next_frame(self, framer: _Framer) -> bytes | None:
+    async def _next_frame(self, framer: Framer) -> bytes | None:
         """Wait for a request and enough audio, then cut the next frame (inside the scope)."""
         buffer, ledger = self._buffer, self._ledger
         while not self._closed:
