@@ -1,0 +1,222 @@
+"""bench/loadgen.py, the light server of the call benchmark: a real subprocess on port 0,
+our SDK as the agent in this process, and the generator's own counters checked.
+
+Nothing here looks at timings: only that frames went out, pulls were answered, and what
+came back is byte for byte what the caller said (or, for an agent that does not echo,
+that the generator notices).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+
+import telcoflow_trio as tf
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+RATE = 24_000
+ONE_SECOND = RATE * 2
+
+
+def _load(name: str) -> ModuleType:
+    """A bench script as a module (they import their siblings, so bench/ goes on the path)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+loadgen = _load("loadgen")
+
+
+async def _echo(call: tf.Call) -> None:
+    assert await call.answer()
+    async for chunk in call.audio_stream():
+        await call.send_audio(chunk)
+
+
+async def _serve(
+    gen: Any, handler: Callable[[tf.Call], Awaitable[None]], calls: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Place ``calls`` calls on ``gen`` served by ``handler``; measure until every call has
+    had a second of its audio pulled; hang up. Returns (report, per-call counters, handlers
+    that returned)."""
+    config = tf.SessionManagerConfig.create(
+        api_key=gen.api_key,
+        connector_uuid=gen.connector_uuid,
+        base_url=gen.url,
+        call_audio=tf.CallAudioConfig(sample_rate=RATE),
+    )
+    finished = 0
+    all_finished = trio.Event()
+
+    async def counted(call: tf.Call) -> None:
+        nonlocal finished
+        await handler(call)
+        finished += 1
+        if finished == calls:
+            all_finished.set()
+
+    async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
+        nursery.start_soon(sm.serve_calls, counted)
+        await gen.wait_for(lambda s: s["controls"] == 1, 30, "the agent")
+        await gen.request("place", n=calls)
+        await gen.wait_for(lambda s: s["live"] == calls, 30, "live calls")
+        await gen.request("window")
+        with trio.fail_after(60):
+            while True:
+                counters = (await gen.request("calls"))["calls"]
+                if all(c["requestedBytes"] >= ONE_SECOND for c in counters):
+                    break
+                await trio.sleep(0.1)
+        report = await gen.request("report")
+        assert (await gen.request("hangup"))["ended"] == calls
+        with trio.fail_after(30):
+            await all_finished.wait()
+        counters = (await gen.request("calls"))["calls"]
+        nursery.cancel_scope.cancel()
+    return report, counters, finished
+
+
+async def test_echo_calls_come_back_byte_exact() -> None:
+    async with loadgen.LoadGen.start() as gen:
+        report, calls, finished = await _serve(gen, _echo, 3)
+        status = await gen.request("status")
+    assert finished == 3
+    assert status["ended"] == 3
+    assert report["measured"] is True
+    assert report["verified"] is True
+    assert report["ticks"] > 0
+    assert report["framesOut"] > 0
+    assert report["connectionSeconds"] > 0
+    assert report["cpuMsPerConnectionSecond"] > 0
+    assert report["pulls"] >= 3
+    assert report["pullsFilled"] > 0
+    assert report["fillP50Ms"] is not None
+    assert report["lagP50Ms"] is not None
+    assert report["audioBytesIn"] > 0
+    assert report["commands"] == {}
+    for call in calls:
+        assert call["ended"] is True, call
+        assert call["heardBytes"] >= ONE_SECOND // 2, call
+        assert call["mismatchedFrames"] == 0, call
+        assert call["excessBytes"] == 0, call
+        assert call["overEchoBytes"] == 0, call
+        assert call["heardBytes"] <= call["requestedBytes"] <= call["spokenBytes"], call
+
+
+async def test_audio_that_is_not_the_callers_is_caught() -> None:
+    """The echo check can fail: an agent that answers pulls with silence is reported."""
+
+    async def silence(call: tf.Call) -> None:
+        assert await call.answer()
+        async for chunk in call.audio_stream():
+            await call.send_audio(bytes(len(chunk)))
+
+    async with loadgen.LoadGen.start() as gen:
+        _, calls, _ = await _serve(gen, silence, 2)
+    for call in calls:
+        assert call["heardBytes"] > 0, call
+        assert call["mismatchedFrames"] > 0, call
+        assert call["excessBytes"] == 0, call
+
+
+async def test_commands_are_answered_as_the_sandbox_answers_them() -> None:
+    results: list[tf.CommandResult] = []
+
+    async def whisper_then_echo(call: tf.Call) -> None:
+        assert await call.answer()
+        results.append(await call.whisper())  # no connected human: a falsy round trip
+        async for chunk in call.audio_stream():
+            await call.send_audio(chunk)
+
+    async with loadgen.LoadGen.start() as gen:
+        report, calls, _ = await _serve(gen, whisper_then_echo, 2)
+    assert len(results) == 2
+    assert all(not r and r.error_code == "CALL_NOT_CONNECTED" for r in results)
+    assert all(c["mismatchedFrames"] == 0 for c in calls)
+    assert report["pullsFilled"] > 0
+
+
+async def test_wrong_credentials_are_refused() -> None:
+    async with loadgen.LoadGen.start() as gen:
+        config = tf.SessionManagerConfig.create(
+            api_key="sk-not-the-key", connector_uuid=gen.connector_uuid, base_url=gen.url
+        )
+        with pytest.raises(tf.WSSAuthenticationError):
+            async with tf.SessionManager(config):
+                pass
+        assert (await gen.request("status"))["controls"] == 0
+
+
+def test_frames_match_the_pattern_from_any_offset() -> None:
+    frames = loadgen.Frames(RATE, 0.02, 0.1, None, seed=3)
+    pcm = frames.doubled[: frames.period]
+    assert frames.frame_bytes == 960
+    assert frames.pull_bytes == 4800
+    for start in (0, 17, frames.period - 5, 3 * frames.period + 11):
+        size = 4800
+        piece = (pcm * 3)[start % frames.period :][:size]
+        assert frames.matches(start, memoryview(piece))
+        assert not frames.matches(start + 2, memoryview(piece))
+    longer = (pcm * 4)[100 : 100 + 2 * frames.period + 7]  # longer than the whole pattern
+    assert frames.matches(100, memoryview(longer))
+    assert not frames.matches(101, memoryview(longer))
+
+
+def test_ratios_are_paired_per_repetition_then_the_median() -> None:
+    bench = _load("bench_calls")
+
+    def point(client: str, rep: int, cpu: float) -> dict[str, Any]:
+        return {
+            "client": client,
+            "n": 50,
+            "rep": rep,
+            "cpuMsPerCallSecond": cpu,
+            "saturated": False,
+        }
+
+    # Machine load moves both clients together: per-repetition ratios are 1.1 each time,
+    # while the ratio of the medians (2.2 / 3.0) would say 0.73.
+    points = [
+        point("ours", 0, 1.1),
+        point("floor", 0, 1.0),
+        point("ours", 1, 2.2),
+        point("floor", 1, 2.0),
+        point("ours", 2, 5.5),
+        point("floor", 2, 5.0),
+        point("floor", 3, 3.0),  # its pair failed: not counted
+    ]
+    ratios = bench.paired_ratios(points)
+    paired = ratios["50"]["ours/floor"]
+    assert paired["reps"] == 3
+    assert paired["cpuMsPerCallSecond"] == pytest.approx(1.1)
+    assert paired["saturatedReps"] == 0
+
+
+def test_ours_runs_back_to_back_with_each_reference_in_both_orders() -> None:
+    bench = _load("bench_calls")
+    three = ["ours", "official", "floor"]
+    orders = [bench.run_order(three, turn) for turn in range(4)]
+    for order in orders:
+        assert sorted(order) == sorted(three)
+        assert order[1] == "ours"  # next to both references
+    assert orders[0] != orders[1]
+    assert orders[0] == orders[2]
+    two = [bench.run_order(["ours", "floor"], turn) for turn in range(2)]
+    assert two == [["floor", "ours"], ["ours", "floor"]]
