@@ -396,7 +396,8 @@ async def _poll(
     while not predicate(status := await gen.request("status")):
         agent.check_alive()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}: {status}")
+            tail = agent.log.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"timed out waiting for {what}: {status}; agent log:\n{tail}")
         await trio.sleep(0.05)
 
 

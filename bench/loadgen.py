@@ -766,8 +766,13 @@ class Server:
             code, message = "CALL_NOT_CONNECTED", f"{name} needs a connected call"
         elif name == "agent.interrupt":
             result = {"heardBytes": call.heard}
-        elif name in ("call.disconnect", "call.close"):
+        elif name == "call.disconnect":
             end = True
+        elif name == "call.close":
+            if call.start_tick < 0:
+                code, message = "CALL_NOT_ANSWERED", "call.close needs an answered call"
+            else:
+                end = True
         elif name == "call.connect":
             code, message = "CONNECT_FAILED", "the load generator connects no one"
         else:
