@@ -148,8 +148,7 @@ class SessionManager:
         try:
             # Close the socket politely first, so nothing races to reconnect; then cancel
             # and await our tasks.
-            with trio.CancelScope(shield=True):
-                await self._control.close()
+            await cleanup_within(CLEANUP_DEADLINE, self._control.close)
             await self._scope.close(exc)
             return None
         finally:

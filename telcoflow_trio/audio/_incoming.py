@@ -362,7 +362,7 @@ class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
             raise trio.ClosedResourceError("this audio receiver was closed")
         if self._channel.chunks:
             return self._owner._take(self._channel)
-        if self._owner._closed:
+        if self._owner.closed:
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
