@@ -11,6 +11,7 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 #   _call, _call_lifecycle, _call_events, _session, _session_manager, _rest_client
 #                   what users hold
 #   _config, _errors, _enums, _messages, _results   the vocabulary the layers share
+#   _validate, _channels, _scope, _replies, _ratelimit, _trace   helpers the layers share
 # Beside the SDK, importing it and never imported by it: sandbox/ (a local server),
 # testing/ (the kit: scripts, invariants, strategies, the pytest plugin) and _cli/
 # (``python -m telcoflow_trio``). The public names are the ones re-exported here.
