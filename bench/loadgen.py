@@ -965,7 +965,10 @@ async def _commands(server: Server, out: IO[str]) -> None:
                 reply: dict[str, Any] = {"error": "bad command"}
                 op = ""
             else:
-                reply = _command(server, op, cmd)
+                try:
+                    reply = _command(server, op, cmd)
+                except (TypeError, ValueError) as exc:
+                    reply = {"error": f"bad {op!r} command: {exc}"}
             out.write(json.dumps(reply) + "\n")
             out.flush()
             if op == "quit":

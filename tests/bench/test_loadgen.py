@@ -9,6 +9,7 @@ that the generator notices).
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio_websocket
 
 import telcoflow_trio as tf
 
@@ -220,3 +222,71 @@ def test_ours_runs_back_to_back_with_each_reference_in_both_orders() -> None:
     assert orders[0] == orders[2]
     two = [bench.run_order(["ours", "floor"], turn) for turn in range(2)]
     assert two == [["floor", "ours"], ["ours", "floor"]]
+
+
+async def test_control_plane_handshake_and_pings() -> None:
+    async with loadgen.LoadGen.start() as gen:
+        headers = [
+            (b"x-api-key", gen.api_key.encode()),
+            (b"x-connector-uuid", gen.connector_uuid.encode()),
+        ]
+        async with trio_websocket.open_websocket_url(
+            gen.url + "/v1/agent/session-manager", extra_headers=headers
+        ) as ws:
+            await ws.send_message(json.dumps({"type": "setup", "data": {"sampleRate": RATE}}))
+            done = json.loads(await ws.get_message())
+            assert done["type"] == "setup.done"
+            assert done["smWsId"].startswith("smws-")
+            with trio.fail_after(10):
+                await ws.ping(b"are you there")  # returns once the pong has come back
+            await gen.request("place", n=1)
+            notify = json.loads(await ws.get_message())
+            assert notify["type"] == "session.notify"
+            assert notify["activity"] == "NEW_INCOMING_CALL"
+            await ws.send_message(
+                json.dumps(
+                    {"type": "session.open", "sessionId": notify["sessionId"], "reqId": "r1"}
+                )
+            )
+            opened = json.loads(await ws.get_message())
+            assert opened["reqId"] == "r1"
+            assert opened["ok"] is True
+            assert opened["content"]["session"]["id"] == notify["sessionId"]
+            await ws.send_message(
+                json.dumps({"type": "session.ready", "sessionId": notify["sessionId"]})
+            )
+            call_in = json.loads(await ws.get_message())
+            assert call_in["type"] == "call.in"
+            assert call_in["url"] == f"{gen.url}/v1/voice/{call_in['callId']}"
+
+
+async def _http(gen: Any, request: str) -> tuple[int, Any]:
+    host, port = gen.url.removeprefix("ws://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        await stream.send_all(request.encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+async def test_rest_lists_and_closes_sessions() -> None:
+    async with loadgen.LoadGen.start() as gen:
+        await gen.request("place", n=2)
+        auth = f"x-api-key: {gen.api_key}\r\nx-connector-uuid: {gen.connector_uuid}\r\n"
+        status, listed = await _http(
+            gen, f"GET /public/v1/sessions?state=OPEN HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+        )
+        assert status == 200
+        assert len(listed["items"]) == 2
+        first = listed["items"][0]["id"]
+        close = f"POST /public/v1/sessions/{first}/close HTTP/1.1\r\nHost: x\r\n{auth}"
+        status, closed = await _http(gen, close + "Content-Length: 0\r\n\r\n")
+        assert (status, closed["reason"]) == (200, "SDK_REQUEST")
+        status, _ = await _http(gen, close + "Content-Length: 0\r\n\r\n")
+        assert status == 404  # already closed
+        assert (await gen.request("status"))["ended"] == 1
+        status, _ = await _http(gen, "GET /public/v1/sessions HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 401
