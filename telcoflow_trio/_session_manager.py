@@ -287,7 +287,7 @@ class SessionManager:
             raise result
         return result
 
-    async def _close_unserved(self, session_id: str) -> None:
+    async def _close_unserved(self, session_id: str) -> None:  # noqa: ASYNC910 (private; the REST call is its checkpoint)
         """Close over REST a session won but not served; a failure is logged."""
         try:
             await self._rest.close_session(session_id)
@@ -433,7 +433,8 @@ class SessionManager:
                 )
 
 
-async def _close_on_exit(feed: SessionFeed) -> None:
+async def _close_on_exit(feed: SessionFeed) -> None:  # noqa: ASYNC910 (private; closing awaits I/O)
+    """The session scope's cleanup: a failure is logged, not raised over the block's own."""
     try:
         await feed.close_on_exit()
     except Exception as exc:
