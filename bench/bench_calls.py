@@ -410,7 +410,9 @@ def _saturation(report: dict[str, Any]) -> list[str]:
     if lag is None or lag > 1000 * GENERATOR_LAG:
         reasons.append("generator lag")
     counted = int(report["pullsCounted"])
-    if counted == 0 or report["underruns"] > UNDERRUN_SHARE * counted:
+    if counted == 0:
+        reasons.append("no counted pulls")
+    elif report["underruns"] > UNDERRUN_SHARE * counted:
         reasons.append("underruns")
     fill = report["fillP99Ms"]
     if fill is None or fill > 1000 * PULL_INTERVAL:
@@ -885,7 +887,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
         ax2.plot(xs, [echo[str(n)][client]["pullP99Ms"] for n in xs], style, label=client)
     ax1.set(xlabel="concurrent calls", ylabel="agent CPU, ms per call-second", title="CPU cost")
     ax2.set(
-        xlabel="concurrent calls", ylabel="p99 pull latency, ms (log)", title="Pull latency p99"
+        xlabel="concurrent calls", ylabel="p99 pull fill time, ms (log)", title="Pull fill time p99"
     )
     ax2.set_yscale("log")
     for ax in (ax1, ax2):
