@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 import attrs
@@ -23,14 +23,19 @@ from .protocol.control import CONTROL_PATH, SAMPLE_RATES, CallFlowSetup, Setup
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "PRODUCTION_BASE_URL",
+    "TRANSPORTS",
     "CallAudioConfig",
     "CallFlowBuilder",
     "CallFlowConfig",
     "SessionManagerConfig",
+    "Transport",
 ]
 
 PRODUCTION_BASE_URL: Final = "wss://wss-prod.agentao.com"
 DEFAULT_BUFFER_SIZE: Final = 1024 * 1024
+Transport = Literal["trio-websocket", "websockets"]
+"""The WebSocket engine: trio-websocket (the default) or ``websockets``' sans-I/O protocol."""
+TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
 
 
 def _to_audio_mode(value: object) -> AudioMode:
@@ -96,6 +101,7 @@ class SessionManagerConfig:
     certificate (``cert_path`` + ``key_path``, mTLS, ``wss://`` only). ``ca_bundle`` or
     ``ssl_context`` customise TLS verification, which is always on unless the context
     you pass turns it off; with mTLS the client certificate is loaded into that context.
+    ``transport`` picks the WebSocket engine (:data:`TRANSPORTS`) for both planes.
     """
 
     api_key: str | None = attrs.field(default=None, repr=_secret_repr)
@@ -106,6 +112,7 @@ class SessionManagerConfig:
     ca_bundle: str | None = attrs.field(default=None, converter=_optional_path)
     ssl_context: ssl.SSLContext | None = None
     call_audio: CallAudioConfig = attrs.field(factory=CallAudioConfig)
+    transport: Transport = "trio-websocket"
     _tls_cache: dict[str, ssl.SSLContext] = attrs.field(
         factory=dict, init=False, repr=False, eq=False
     )
@@ -122,8 +129,10 @@ class SessionManagerConfig:
         call_audio: CallAudioConfig | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        transport: Transport | None = None,
     ) -> SessionManagerConfig:
-        """Build and validate a config; ``base_url`` defaults to the production endpoint."""
+        """Build and validate a config; ``base_url`` defaults to the production endpoint,
+        ``transport`` to ``"trio-websocket"``."""
         return cls(
             api_key=api_key,
             connector_uuid=connector_uuid,
@@ -133,6 +142,7 @@ class SessionManagerConfig:
             ca_bundle=ca_bundle,
             ssl_context=ssl_context,
             call_audio=CallAudioConfig() if call_audio is None else call_audio,
+            transport="trio-websocket" if transport is None else transport,
         )
 
     @classmethod
@@ -143,9 +153,9 @@ class SessionManagerConfig:
         call_audio: CallAudioConfig | None = None,
     ) -> SessionManagerConfig:
         """A config from ``TELCOFLOW_API_KEY`` + ``TELCOFLOW_CONNECTOR_UUID`` (or
-        ``TELCOFLOW_CERT_PATH`` + ``TELCOFLOW_KEY_PATH``), optional ``TELCOFLOW_BASE_URL``
-        and ``TELCOFLOW_CA_BUNDLE``; empty variables count as unset. ``ValueError`` names
-        what is missing or wrong (never a value)."""
+        ``TELCOFLOW_CERT_PATH`` + ``TELCOFLOW_KEY_PATH``), optional ``TELCOFLOW_BASE_URL``,
+        ``TELCOFLOW_CA_BUNDLE`` and ``TELCOFLOW_TRANSPORT``; empty variables count as unset.
+        ``ValueError`` names what is missing or wrong (never a secret)."""
         env = {
             k: v for k, v in (os.environ if environ is None else environ).items()
             if k.startswith("TELCOFLOW_") and v
@@ -165,6 +175,7 @@ class SessionManagerConfig:
             base_url=env.get("TELCOFLOW_BASE_URL"),
             call_audio=call_audio,
             ca_bundle=env.get("TELCOFLOW_CA_BUNDLE"),
+            transport=cast("Transport | None", env.get("TELCOFLOW_TRANSPORT")),
         )
 
     def __attrs_post_init__(self) -> None:
@@ -182,6 +193,9 @@ class SessionManagerConfig:
         if self.ssl_context is not None:
             check_type("ssl_context", self.ssl_context, ssl.SSLContext, "an ssl.SSLContext")
         check_type("call_audio", self.call_audio, CallAudioConfig, "a CallAudioConfig")
+        check_type("transport", self.transport, str, "a str")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {list(TRANSPORTS)}, got {self.transport!r}")
         self._check_auth()
         scheme = self._check_base_url()
         self._check_tls(scheme)

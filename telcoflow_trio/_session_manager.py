@@ -19,6 +19,7 @@ import trio
 
 from ._call import Call
 from ._channels import DroppingSender, open_dropping_channel
+from ._connectors import connector_for
 from ._config import CallFlowConfig, SessionManagerConfig
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
 from ._enums import ChannelType, SessionActivityType
@@ -46,7 +47,6 @@ from ._validate import (
     check_type,
 )
 from ._voice_connection import VoicePlane, VoiceTimeouts
-from ._websocket import open_websocket
 from .protocol import Unrecognised, control, rest, timing
 
 __all__ = ["SessionManager"]
@@ -75,8 +75,9 @@ def _require_trio() -> None:
 class SessionManager:
     """Connects to Telcoflow and hands out sessions. Use as ``async with``.
 
-    ``timeouts``, ``backoff``, ``connect`` (the transport: by default WebSockets over
-    TCP/TLS; tests may pass an in-memory ``MemoryConnector``), ``voice_timeouts`` and
+    ``timeouts``, ``backoff``, ``connect`` (the transport: by default the engine named by
+    ``config.transport``, WebSockets over TCP/TLS; tests may pass an in-memory
+    ``MemoryConnector``), ``voice_timeouts`` and
     ``rest_transport`` (an ``httpx`` transport for the REST plane) are for tests and
     tuning; the defaults are the protocol's.
     """
@@ -88,12 +89,14 @@ class SessionManager:
         notification_buffer: int = NOTIFICATION_BUFFER,
         timeouts: Timeouts | None = None,
         backoff: timing.Backoff | None = None,
-        connect: Connector = open_websocket,
+        connect: Connector | None = None,
         voice_timeouts: VoiceTimeouts | None = None,
         rest_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = check_type("config", config, SessionManagerConfig, "a SessionManagerConfig")
         size = check_int("notification_buffer", notification_buffer, low=1)
+        if connect is None:
+            connect = connector_for(self.config.transport)
         self._control = ControlConnection(
             config,
             self._route,

@@ -1,5 +1,9 @@
 """Test-wide settings: hypothesis profiles, and the secret scan every test runs under.
 
+``TELCOFLOW_TEST_TRANSPORT=websockets`` runs the suite over the second WebSocket engine
+(``tests/transport_choice.py``): every config a test builds without a ``transport`` of its
+own uses it.
+
 The default profile keeps the suite fast; ``HYPOTHESIS_PROFILE=thorough`` runs many more
 examples (``nox -s thorough``).
 
@@ -13,11 +17,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from telcoflow_trio._config import SessionManagerConfig
 from tests.reliability._secret_watch import SecretWatch
+from tests.transport_choice import TRANSPORT
 
 settings.register_profile("default", max_examples=150, deadline=None)
 settings.register_profile(
@@ -37,6 +44,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     SECRET_WATCH.uninstall()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"telcoflow_trio transport: {TRANSPORT}"
+
+
+@pytest.fixture(autouse=True)
+def _transport_under_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    if TRANSPORT == "trio-websocket":
+        return
+    create = SessionManagerConfig.create.__func__  # type: ignore[attr-defined]
+
+    def create_on_the_chosen_transport(
+        cls: type[SessionManagerConfig], *args: Any, **kwargs: Any
+    ) -> SessionManagerConfig:
+        if kwargs.get("transport") is None:
+            kwargs["transport"] = TRANSPORT
+        return create(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(SessionManagerConfig, "create", classmethod(create_on_the_chosen_transport))
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""The trio-websocket engine over a recording stream: writes are never cut, and a write
-that fails or sticks closes the stream with nothing written after it. On a MockClock.
+"""The engine under test (``TELCOFLOW_TEST_TRANSPORT``) over a recording stream: writes are
+never cut, and a write that fails or sticks closes the stream with nothing written after it.
+On a MockClock.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import trio
 import trio.testing
 
 import telcoflow_trio as tf
-from telcoflow_trio._transport import DISCONNECT_TIMEOUT, WRITE_TIMEOUT, SocketClosed
-from telcoflow_trio._websocket import TrioWebSocket, wrap_stream
+from telcoflow_trio._transport import DISCONNECT_TIMEOUT, WRITE_TIMEOUT, MessageSocket, SocketClosed
+from tests.transport_choice import wrap_stream
 
 from ._fake import FakeTransport
 
@@ -22,7 +23,7 @@ URL = "ws://fake.example:8080/v1/voice/abc?token=tok-secret"
 
 
 @asynccontextmanager
-async def connected(fake: FakeTransport) -> AsyncIterator[TrioWebSocket]:
+async def connected(fake: FakeTransport) -> AsyncIterator[MessageSocket]:
     async with wrap_stream(fake, URL, {"Authorization": "Bearer tok"}, what="test plane") as sock:
         yield sock
 

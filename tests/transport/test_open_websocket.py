@@ -1,5 +1,5 @@
-"""open_websocket over real sockets on 127.0.0.1: messages, closes, refusals, and connection
-errors that say where and why without a secret."""
+"""open_websocket (of the engine under test) over real sockets on 127.0.0.1: messages, closes,
+refusals, and connection errors that say where and why without a secret."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 import telcoflow_trio as tf
 from telcoflow_trio import _transport
 from telcoflow_trio._transport import SocketClosed
-from telcoflow_trio._websocket import open_websocket, os_reason
+from telcoflow_trio._websocket import os_reason
+from tests.transport_choice import open_websocket
 
 SECRET = "tok-very-secret"
 

@@ -1,0 +1,28 @@
+"""The WebSocket engine a config names: ``SessionManagerConfig.transport`` to a
+:class:`~telcoflow_trio._transport.Connector`."""
+
+from __future__ import annotations
+
+from ._transport import Connector
+from ._websocket import open_websocket
+
+__all__ = ["connector_for"]
+
+
+def connector_for(transport: str) -> Connector:
+    """The :class:`Connector` of a ``SessionManagerConfig.transport`` name.
+
+    Raises ``ImportError`` saying what to install if the engine's package is missing.
+    """
+    if transport == "trio-websocket":
+        return open_websocket
+    if transport == "websockets":
+        try:
+            # Imported on demand: websockets is an optional dependency (the extra of that name).
+            from ._sansio_websocket import open_websocket as open_sansio_websocket
+        except ImportError as exc:
+            raise ImportError(
+                f"transport 'websockets' needs the websockets package (>= 15): {exc}"
+            ) from exc
+        return open_sansio_websocket
+    raise ValueError(f"transport must be 'trio-websocket' or 'websockets', got {transport!r}")

@@ -1,0 +1,618 @@
+"""The second engine behind the transport seam: ``websockets``' sans-I/O client protocol.
+
+``websockets.client.ClientProtocol`` does the framing and the protocol's rules (handshake,
+masking, ping/pong, the close handshake, size limits, invalid frames); this module does the
+I/O over a trio stream that it owns, as ``_websocket`` does for trio-websocket, and gives
+the same guarantees and errors (see :class:`telcoflow_trio._transport.MessageSocket`):
+
+- one reader task per socket reads the stream, feeds the protocol, answers pings and the
+  peer's close, and queues whole messages (at most ``message_queue_size``) for ``receive``;
+- every write (a message, a pong, a ping, a close frame, the upgrade request) goes through
+  one lock and one ``send_all``, shielded, within :data:`~telcoflow_trio._transport.WRITE_TIMEOUT`;
+  a write that fails, sticks or is interrupted closes the stream at once, and nothing is
+  written after it;
+- TCP, TLS, the connect deadline and the error messages are ``_websocket``'s own helpers.
+
+It does per message what trio-websocket does with fewer task switches and no wsproto/h11
+layers (one ``send_all`` per message, no extra hop for control frames), which is why it is
+offered: chosen with ``SessionManagerConfig(transport="websockets")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Final
+
+import trio
+import websockets
+import websockets.frames
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidMessage, InvalidStatus
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import Event, State
+from websockets.typing import BytesLike
+from websockets.uri import WebSocketURI
+from websockets.version import version as websockets_version
+
+from . import _transport, _websocket
+from ._transport import MessageSocket, SocketClosed, redact, refusal_error
+from ._websocket import _close_forcefully, _connect, _target, _where
+from ._errors import WSSConnectionError
+
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "SansIOWebSocket",
+    "open_websocket",
+    "speedups_in_use",
+    "wrap_stream",
+]
+
+logger = logging.getLogger(__name__)
+
+if int(websockets_version.split(".", 1)[0]) < 15:  # pragma: no cover
+    raise ImportError(
+        f"the 'websockets' transport needs websockets >= 15, found {websockets_version}"
+    )
+
+MAX_MESSAGE_SIZE: Final = 2**20
+"""Largest incoming message, as trio-websocket's default; a bigger one closes with 1009."""
+RECEIVE_BYTES: Final = 65536
+"""Bytes asked of the stream per read: a 24 kHz audio frame or a burst of them in one call."""
+_DETAIL_LIMIT: Final = 200
+
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
+_PING: Final = Opcode.PING
+_PONG: Final = Opcode.PONG
+_CLOSE: Final = Opcode.CLOSE
+_OPEN: Final = State.OPEN
+
+# What _transmit is asked to write: a message, a control frame, or whatever is queued.
+_FLUSH, _SEND_TEXT, _SEND_BINARY, _SEND_PING, _SEND_CLOSE = range(5)
+# How a write ended.
+_PENDING, _WRITTEN, _REFUSED, _BROKEN = range(4)
+
+
+def speedups_in_use() -> bool:
+    """Whether websockets masks frames with its C extension (else pure Python, far slower)."""
+    try:
+        from websockets import speedups
+    except ImportError:  # pragma: no cover
+        return False
+    return websockets.frames.apply_mask is speedups.apply_mask  # type: ignore[attr-defined]
+
+
+if not speedups_in_use():  # pragma: no cover
+    logger.warning("websockets runs without its C speedups: masking frames costs more CPU")
+
+
+class _NoWireLog(logging.LoggerAdapter[logging.Logger]):
+    """The protocol's logger: its DEBUG lines carry the upgrade request (a bearer token,
+    an API key, the token in the voice URL) and frame payloads, so they are never enabled;
+    its rare warnings and errors go to this module's logger."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+class _Ping:
+    __slots__ = ("answered", "pong")
+
+    def __init__(self) -> None:
+        self.answered = trio.Event()
+        self.pong = False
+
+
+class SansIOWebSocket(MessageSocket):
+    """A :class:`MessageSocket` on ``websockets``' ``ClientProtocol`` over a stream we own.
+
+    Made by :func:`wrap_stream` (or :func:`open_websocket`), which runs its tasks.
+    """
+
+    def __init__(
+        self,
+        protocol: ClientProtocol,
+        stream: trio.abc.Stream,
+        nursery: trio.Nursery,
+        *,
+        what: str,
+        message_queue_size: int,
+    ) -> None:
+        self._protocol = protocol
+        self._stream = stream
+        self._nursery = nursery
+        self._what = what
+        self._lock = trio.Lock()
+        self._closed = False
+        """aclose or abort was called: no more messages or pings from us."""
+        self._broken = False
+        """The stream is closed (abort): nothing more is written, not even a close frame."""
+        self._warned_stuck = False
+        self._scopes: set[trio.CancelScope] = set()
+        self._tasks_cancelled = False
+        self._messages_in, self._messages = trio.open_memory_channel[str | bytes](
+            message_queue_size
+        )
+        self._parts: list[BytesLike] = []
+        self._parts_text = False
+        self._invalid = False
+        self._pings: dict[bytes, _Ping] = {}
+        self._ping_count = 0
+        self._close_code: int | None = None
+        self._close_reason: str | None = None
+        self._close_requested = False
+        self._response: Response | None = None
+        # Set once the upgrade has an answer (accepted or not) or the reader has ended.
+        self._handshake_over = trio.Event()
+        self._close_reply = trio.Event()
+        self._reader_done = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<SansIOWebSocket {self._what} closed={self.closed}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._protocol.state is not _OPEN or self._reader_done.is_set()
+
+    def _closed_error(self) -> WSSConnectionError:
+        return WSSConnectionError(f"{self._what}: the connection is closed")
+
+    def _note_close(self, code: int | None, reason: str | None) -> None:
+        # The first reason the socket closed is the one every later call reports.
+        if self._close_code is None:
+            self._close_code = code
+            self._close_reason = reason or None
+
+    # ── writing ─────────────────────────────────────────────────────────────────────────
+
+    async def send(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            kind, payload = _SEND_TEXT, message.encode()
+        elif isinstance(message, bytes):
+            kind, payload = _SEND_BINARY, message
+        else:
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        if self._closed or self._protocol.state is not _OPEN:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        if not await self._transmit(kind, payload):
+            raise self._closed_error()
+
+    async def _transmit(self, kind: int, payload: bytes = b"") -> bool:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
+        """Frame ``payload`` (under the write lock) and write all the protocol has queued.
+
+        Shielded from outside cancellation and bounded by ``WRITE_TIMEOUT``, like the
+        default engine's ``send``. Returns False if the socket was closed before anything
+        was written (the stream is intact); raises ``WSSConnectionError`` if the write
+        failed or stuck, after closing the stream forcefully.
+        """
+        protocol = self._protocol
+        lock = self._lock
+        outcome = _PENDING
+        try:
+            # One scope per write, entered for every audio frame: kept to one.
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + _transport.WRITE_TIMEOUT
+            ):
+                # The uncontended lock is taken without a schedule point: send_all has one.
+                if lock.locked():
+                    await lock.acquire()
+                else:
+                    lock.acquire_nowait()
+                try:
+                    if self._broken or (
+                        kind != _FLUSH
+                        and (protocol.state is not _OPEN or (self._closed and kind != _SEND_CLOSE))
+                    ):
+                        outcome = _REFUSED
+                    else:
+                        if kind == _SEND_BINARY:
+                            protocol.send_binary(payload)
+                        elif kind == _SEND_TEXT:
+                            protocol.send_text(payload)
+                        elif kind == _SEND_PING:
+                            protocol.send_ping(payload)
+                        elif kind == _SEND_CLOSE:
+                            protocol.send_close(_transport.NORMAL_CLOSURE)
+                        # Everything queued, in the order it was framed: a pong or a close
+                        # reply framed by the reader goes out with the next write.
+                        data = b"".join(protocol.data_to_send())
+                        if data:
+                            await self._stream.send_all(data)
+                        outcome = _WRITTEN
+                finally:
+                    lock.release()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            outcome = _BROKEN
+        finally:
+            if outcome in (_PENDING, _BROKEN):
+                # Failed, stuck past its deadline, or interrupted: how much of the frame
+                # reached the stream is unknown, so nothing more may be written to it.
+                await self.abort()
+        if outcome == _WRITTEN:
+            return True  # noqa: ASYNC910 (private; the write was its checkpoint)
+        if outcome == _REFUSED:
+            return False  # noqa: ASYNC910 (private; refused: nothing written, callers raise)
+        if outcome == _BROKEN:
+            raise self._closed_error()
+        if not self._warned_stuck:
+            self._warned_stuck = True
+            logger.warning(
+                "%s: a write was stuck for %g s: closing the connection",
+                self._what,
+                _transport.WRITE_TIMEOUT,
+            )
+        raise WSSConnectionError(
+            f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; connection closed"
+        )
+
+    async def _flush(self) -> None:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
+        """Write what the protocol queued by itself (the upgrade, pongs, close frames)."""
+        # A failed write closed the stream; the reader sees that next.
+        with contextlib.suppress(WSSConnectionError):
+            await self._transmit(_FLUSH)
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._messages.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise SocketClosed(self._close_code, self._close_reason) from None
+
+    async def _read(self) -> None:  # noqa: ASYNC910 (private task body)
+        """The reader task: stream → protocol → messages, pongs and close replies."""
+        protocol = self._protocol
+        receive_some = self._stream.receive_some
+        try:
+            await self._flush()  # the upgrade request
+            while not self._broken:
+                try:
+                    data = await receive_some(RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if not data:
+                    # The peer closed TCP: after its close frame (code noted then), or
+                    # without one (abnormal closure, noted as the reader ends).
+                    protocol.receive_eof()
+                    break
+                protocol.receive_data(data)
+                if not await self._handle(protocol.events_received()):
+                    break
+        except Exception:
+            # A bug here must not pass for a lost connection silently.
+            logger.warning("%s: websocket reader failed", self._what, exc_info=True)
+            await self.abort()
+        finally:
+            self._reader_done.set()
+            self._note_close(_transport.ABNORMAL_CLOSURE, None)
+            self._messages_in.close()
+            self._wake_pings()
+            self._handshake_over.set()
+            self._close_reply.set()
+
+    async def _handle(self, events: list[Event]) -> bool:  # noqa: ASYNC910 (private; called by the reader between reads)
+        """Act on what one read produced; False when the reader must stop."""
+        protocol = self._protocol
+        flush = False
+        data_frames: list[Frame] = []
+        for event in events:
+            if not isinstance(event, Frame):
+                if isinstance(event, Response):
+                    # The upgrade's answer, accepted or not: the handshake is over.
+                    self._response = event
+                    self._handshake_over.set()
+                continue
+            opcode = event.opcode
+            if opcode is _BINARY or opcode is _TEXT or opcode is _CONT:
+                data_frames.append(event)
+            elif opcode is _PING:
+                flush = True  # the protocol framed the pong
+            elif opcode is _PONG:
+                self._pong(bytes(event.data))
+            elif opcode is _CLOSE:
+                rcvd = protocol.close_rcvd
+                if rcvd is not None:
+                    self._note_close(rcvd.code, rcvd.reason)
+                self._close_reply.set()
+                flush = True  # the protocol framed its reply, if the close was the peer's
+        if protocol.handshake_exc is not None:
+            # Refused or malformed upgrade: wrap_stream reports it and closes the stream.
+            self._handshake_over.set()
+            return False  # noqa: ASYNC910 (private; the reader's reads are its checkpoints)
+        if flush:
+            await self._flush()
+        for frame in data_frames:
+            message = self._assemble(frame)
+            if message is not None:
+                await self._deliver(message)
+            elif self._invalid:
+                break
+        if protocol.close_rcvd is not None:
+            # The peer closed: receive() ends once the messages before its close are read,
+            # whether or not the peer then closes TCP promptly.
+            self._messages_in.close()
+        elif protocol.state is State.CLOSING and not self._close_requested:
+            # The protocol failed the connection (invalid frame, too big, bad UTF-8):
+            # its close frame goes out, then the stream is closed, as the default engine
+            # does; the owner sees the end of the socket with that close code.
+            sent = protocol.close_sent
+            if sent is not None:
+                self._note_close(sent.code, sent.reason)
+            logger.debug("%s: protocol error: %s", self._what, self._close_reason)
+            await self._flush()
+            await self.abort()
+            return False
+        return True  # noqa: ASYNC910 (private; the reader's reads are its checkpoints)
+
+    def _assemble(self, frame: Frame) -> str | bytes | None:
+        """The whole message once its last fragment is in, else None.
+
+        Text that is not UTF-8 fails the connection (close code 1007) and gives None.
+        """
+        data = frame.data
+        if frame.opcode is _CONT:
+            self._parts.append(data)
+            if not frame.fin:
+                return None
+            data = b"".join(self._parts)
+            text = self._parts_text
+            self._parts = []
+        elif not frame.fin:
+            self._parts = [data]
+            self._parts_text = frame.opcode is _TEXT
+            return None
+        else:
+            text = frame.opcode is _TEXT
+        if not text:
+            return bytes(data)
+        try:
+            return str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            self._invalid = True
+            self._protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            return None
+
+    async def _deliver(self, message: str | bytes) -> None:  # noqa: ASYNC910 (private; called by the reader between reads)
+        try:
+            self._messages_in.send_nowait(message)
+        except trio.WouldBlock:
+            # Back-pressure: a full queue stops the reader, as trio-websocket's does.
+            with contextlib.suppress(trio.BrokenResourceError):
+                await self._messages_in.send(message)
+        except trio.BrokenResourceError:
+            pass  # closed by our own aclose: unread messages are discarded
+
+    # ── ping ────────────────────────────────────────────────────────────────────────────
+
+    async def ping(self) -> None:
+        if self.closed:
+            await trio.lowlevel.checkpoint()
+            raise SocketClosed(self._close_code, self._close_reason)
+        self._ping_count += 1
+        payload = self._ping_count.to_bytes(4, "big")
+        ping = _Ping()
+        self._pings[payload] = ping
+        # The ping frame is written by a task of the connection, so the caller's deadline
+        # cuts only the wait for the pong, never the frame.
+        self._spawn(partial(self._send_ping, payload, ping))
+        try:
+            await ping.answered.wait()
+        finally:
+            self._pings.pop(payload, None)
+        if not ping.pong:
+            raise SocketClosed(self._close_code, self._close_reason)
+
+    async def _send_ping(self, payload: bytes, ping: _Ping) -> None:  # noqa: ASYNC910 (private task body)
+        try:
+            if not await self._transmit(_SEND_PING, payload):
+                ping.answered.set()  # closed meanwhile: the waiter raises SocketClosed
+        except WSSConnectionError:
+            pass  # the stream was closed, which woke the waiter
+
+    def _pong(self, payload: bytes) -> None:
+        # A pong answers its ping and every earlier one (a peer may answer only the last).
+        if payload not in self._pings:
+            return
+        for key, ping in list(self._pings.items()):
+            ping.pong = True
+            ping.answered.set()
+            del self._pings[key]
+            if key == payload:
+                break
+
+    def _wake_pings(self) -> None:
+        for ping in self._pings.values():
+            ping.answered.set()
+
+    # ── closing ─────────────────────────────────────────────────────────────────────────
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        self._closed = True
+        self._close_requested = True
+        self._note_close(_transport.NORMAL_CLOSURE, None)
+        # Unread messages are discarded and receive() ends, as trio-websocket's aclose does.
+        self._messages.close()
+        try:
+            # Shielded: the close frame is a write and must not be cut; the reader, which
+            # reads the reply, is shielded too. Bounded, then forceful either way.
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + _transport.DISCONNECT_TIMEOUT
+            ):
+                if self._protocol.state is _OPEN and await self._transmit(_SEND_CLOSE):
+                    await self._close_reply.wait()
+                else:
+                    await trio.lowlevel.checkpoint()
+        except WSSConnectionError:
+            pass  # the close frame could not be written; the stream is closed already
+        finally:
+            await self.abort()
+
+    async def abort(self) -> None:
+        self._closed = True
+        self._broken = True
+        self._wake_pings()
+        await _close_forcefully(self._stream)
+
+    # ── tasks ───────────────────────────────────────────────────────────────────────────
+
+    def _spawn(self, fn: Callable[[], Awaitable[object]]) -> None:
+        """Run ``fn`` in the socket's nursery, shielded from outside cancellation.
+
+        Shielded so that no frame a task writes is cut by its owner's cancellation, and so
+        that the reader can still read the peer's close reply while the owner is being
+        cancelled. :func:`wrap_stream` ends them on every exit path: it closes the stream,
+        then calls :meth:`_cancel_tasks`.
+        """
+        scope = trio.CancelScope(shield=True)
+        if self._tasks_cancelled:
+            scope.cancel()
+        self._scopes.add(scope)
+
+        # Protected from KeyboardInterrupt as trio's own tasks are: Ctrl+C raised in a
+        # socket reader would look like a lost connection.
+        @trio.lowlevel.enable_ki_protection
+        async def shielded() -> None:
+            try:
+                with scope:
+                    await fn()
+            finally:
+                self._scopes.discard(scope)
+
+        self._nursery.start_soon(shielded, name=fn)
+
+    def _cancel_tasks(self) -> None:
+        self._tasks_cancelled = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    def _handshake_error(
+        self, what: str, where: str, secrets: tuple[str, ...], timed_out: bool
+    ) -> Exception:
+        """Why the upgrade did not complete, as the default engine words it."""
+        exc = self._protocol.handshake_exc
+        if isinstance(exc, InvalidStatus):
+            response = exc.response
+            body = bytes(response.body).decode("utf-8", errors="replace")
+            return refusal_error(what, where, response.status_code, body, secrets)
+        if exc is not None and not (
+            isinstance(exc, InvalidMessage) and isinstance(exc.__cause__, EOFError)
+        ):
+            detail = redact(str(exc.__cause__ or exc), secrets)[:_DETAIL_LIMIT]
+            return WSSConnectionError(
+                f"{what}: could not connect to {where} (invalid handshake reply: {detail})"
+            )
+        if timed_out and exc is None:
+            return WSSConnectionError(
+                f"{what}: could not connect to {where} (no handshake reply within "
+                f"{_websocket.CONNECT_TIMEOUT:g} s)"
+            )
+        return WSSConnectionError(
+            f"{what}: could not connect to {where} (the connection closed during the handshake)"
+        )
+
+
+def _client_protocol(url: str, headers: Mapping[str, str]) -> ClientProtocol:
+    host, port, resource, host_header = _target(url)
+    # Built from _target's parts rather than parse_uri: the same URLs as the default
+    # engine are accepted, and the same Host header is sent.
+    uri = WebSocketURI(url.startswith("wss://"), host, port, resource, "")
+    protocol = ClientProtocol(uri, max_size=MAX_MESSAGE_SIZE, logger=_NoWireLog(logger, {}))
+    request = protocol.connect()
+    del request.headers["Host"]
+    request.headers["Host"] = host_header
+    for name, value in headers.items():
+        request.headers[name] = value
+    protocol.send_request(request)
+    return protocol
+
+
+@asynccontextmanager
+async def wrap_stream(
+    stream: trio.abc.Stream,
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    what: str,
+    secrets: tuple[str, ...] = (),
+    message_queue_size: int = 1,
+    deadline: float | None = None,
+) -> AsyncIterator[SansIOWebSocket]:
+    """A WebSocket client over ``stream``, which it owns: closed on every exit path.
+
+    The upgrade must complete by ``deadline`` (default: ``CONNECT_TIMEOUT`` from now).
+    Leaving the block closes the socket politely (bounded), then the stream forcefully.
+    """
+    try:
+        host, port, _, _ = _target(url)
+        where = _where(host, port)
+        protocol = _client_protocol(url, headers)
+        if deadline is None:
+            deadline = trio.current_time() + _websocket.CONNECT_TIMEOUT
+        # Entered and exited by hand so that an exception from the block comes out as
+        # itself, not wrapped in a group; its tasks are shielded, so exiting it raises
+        # nothing of theirs once the stream is closed and they are cancelled.
+        nursery_manager = trio.open_nursery()
+        nursery = await nursery_manager.__aenter__()
+    except BaseException:
+        await _close_forcefully(stream)
+        raise
+    sock = SansIOWebSocket(
+        protocol, stream, nursery, what=what, message_queue_size=message_queue_size
+    )
+    try:
+        sock._spawn(sock._read)
+        with trio.move_on_at(deadline) as timer:
+            await sock._handshake_over.wait()
+        if protocol.handshake_exc is not None or sock._response is None:
+            raise sock._handshake_error(what, where, secrets, timer.cancelled_caught)
+        try:
+            yield sock
+        finally:
+            await sock.aclose()
+    finally:
+        # Nothing here may raise before the nursery is exited, in this task, in order.
+        await _close_forcefully(stream)
+        sock._cancel_tasks()
+        await nursery_manager.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def open_websocket(
+    url: str,
+    headers: Mapping[str, str],
+    tls: ssl.SSLContext | None,
+    *,
+    what: str,
+    secrets: tuple[str, ...] = (),
+    message_queue_size: int = 1,
+) -> AsyncIterator[MessageSocket]:
+    """Open a client WebSocket on this engine; see :class:`~telcoflow_trio._transport.Connector`.
+
+    Connecting (TCP, TLS, upgrade) has one deadline, ``_websocket.CONNECT_TIMEOUT``.
+    """
+    host, port, _, _ = _target(url)
+    if tls is None and url.startswith("wss://"):
+        tls = ssl.create_default_context()
+    deadline = trio.current_time() + _websocket.CONNECT_TIMEOUT
+    stream = await _connect(host, port, tls, what, deadline)
+    async with wrap_stream(
+        stream,
+        url,
+        headers,
+        what=what,
+        secrets=secrets,
+        message_queue_size=message_queue_size,
+        deadline=deadline,
+    ) as sock:
+        yield sock

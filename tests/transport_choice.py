@@ -1,0 +1,59 @@
+"""Which WebSocket engine the suite runs over: ``TELCOFLOW_TEST_TRANSPORT``.
+
+``trio-websocket`` (the default) or ``websockets``. ``tests/conftest.py`` makes every config
+the tests build use it (``SessionManagerConfig.create``, and so ``sandbox.config()``, with
+no ``transport=`` of their own); the engine-level tests in ``tests/transport`` take the
+engine's ``open_websocket`` and ``wrap_stream`` from here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import trio
+
+from telcoflow_trio import _sansio_websocket, _websocket
+from telcoflow_trio._transport import Connector, MessageSocket
+from telcoflow_trio._config import TRANSPORTS, Transport
+
+__all__ = ["TRANSPORT", "WrapStream", "open_websocket", "wrap_stream"]
+
+
+def _chosen() -> Transport:
+    name = os.environ.get("TELCOFLOW_TEST_TRANSPORT") or "trio-websocket"
+    if name not in TRANSPORTS:
+        raise ValueError(
+            f"TELCOFLOW_TEST_TRANSPORT must be one of {list(TRANSPORTS)}, got {name!r}"
+        )
+    return name
+
+
+TRANSPORT: Transport = _chosen()
+
+
+class WrapStream(Protocol):
+    """The shape both engines' ``wrap_stream`` have."""
+
+    def __call__(
+        self,
+        stream: trio.abc.Stream,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        what: str,
+        secrets: tuple[str, ...] = (),
+        message_queue_size: int = 1,
+        deadline: float | None = None,
+    ) -> AbstractAsyncContextManager[MessageSocket]: ...
+
+
+def _engine() -> tuple[Connector, WrapStream]:
+    if TRANSPORT == "websockets":
+        return _sansio_websocket.open_websocket, _sansio_websocket.wrap_stream
+    return _websocket.open_websocket, _websocket.wrap_stream
+
+
+open_websocket, wrap_stream = _engine()
