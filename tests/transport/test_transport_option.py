@@ -1,0 +1,137 @@
+"""Choosing the WebSocket engine: ``SessionManagerConfig.transport`` (and
+``TELCOFLOW_TRANSPORT``), validated, and used by the session manager for both planes when no
+``connect=`` is given; end to end on the sandbox over TLS with the ``websockets`` engine.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+
+import telcoflow_trio as tf
+from telcoflow_trio import _transport
+from telcoflow_trio._transport import MessageSocket, connector_for
+from telcoflow_trio.config import TRANSPORTS
+from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
+from tests.transport_choice import TRANSPORT
+
+KEY = {"api_key": "sk-transport-option", "connector_uuid": "conn-1"}
+
+
+def test_the_default_is_trio_websocket_and_both_names_are_accepted() -> None:
+    assert tf.SessionManagerConfig(**KEY).transport == "trio-websocket"  # type: ignore[arg-type]
+    assert TRANSPORTS == ("trio-websocket", "websockets")
+    for name in TRANSPORTS:
+        assert tf.SessionManagerConfig.create(**KEY, transport=name).transport == name
+
+
+def test_a_bad_transport_is_refused_naming_the_field_and_the_value() -> None:
+    with pytest.raises(ValueError, match="transport") as info:
+        tf.SessionManagerConfig.create(**KEY, transport="wsproto")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "transport must be one of ['trio-websocket', 'websockets'], got 'wsproto'"
+    )
+    with pytest.raises(TypeError, match="transport must be a str, got int"):
+        tf.SessionManagerConfig.create(**KEY, transport=1)  # type: ignore[arg-type]
+
+
+def test_from_env_reads_telcoflow_transport() -> None:
+    env = {"TELCOFLOW_API_KEY": "sk-from-env-key", "TELCOFLOW_CONNECTOR_UUID": "c"}
+    config = tf.SessionManagerConfig.from_env({**env, "TELCOFLOW_TRANSPORT": "websockets"})
+    assert config.transport == "websockets"
+    with pytest.raises(ValueError, match="got 'fast'") as info:
+        tf.SessionManagerConfig.from_env({**env, "TELCOFLOW_TRANSPORT": "fast"})
+    assert "sk-from-env-key" not in str(info.value)
+
+
+def test_connector_for_each_name() -> None:
+    assert connector_for("trio-websocket") is _transport.open_websocket
+    assert connector_for("websockets") is _transport.open_sansio_websocket
+    with pytest.raises(ValueError, match="got 'h2'"):
+        connector_for("h2")
+
+
+async def test_the_suite_hands_out_configs_on_the_transport_under_test(sandbox: Sandbox) -> None:
+    # TELCOFLOW_TEST_TRANSPORT reaches every config a test builds without its own choice.
+    assert sandbox.config().transport == TRANSPORT
+    assert tf.SessionManagerConfig.create(**KEY).transport == TRANSPORT
+    assert sandbox.config(transport="websockets").transport == "websockets"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_manager_opens_both_planes_with_the_configured_engine(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    name = "open_websocket" if transport == "trio-websocket" else "open_sansio_websocket"
+    engine = getattr(_transport, name)
+
+    def counting(
+        url: str,
+        headers: Mapping[str, str],
+        tls: ssl.SSLContext | None,
+        *,
+        what: str,
+        secrets: tuple[str, ...] = (),
+        message_queue_size: int = 1,
+    ) -> AbstractAsyncContextManager[MessageSocket]:
+        opened.append(what)
+        return engine(  # type: ignore[no-any-return]
+            url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
+        )
+
+    monkeypatch.setattr(_transport, name, counting)
+    async with open_sandbox(time_scale=10) as sb:
+        with trio.fail_after(10):
+            async with tf.SessionManager(sb.config(transport=transport)) as sm:  # type: ignore[arg-type]
+                await sb.place_call()
+                note = await sm.session_notifications.receive()
+                async with sm.open_session(note.session_id) as session:
+                    call = await session.incoming_call()
+                    assert await call.answer()
+                    assert await call.close()
+    assert opened == ["control plane", "voice plane"]
+
+
+async def test_an_mtls_call_over_the_websockets_engine(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca.configure_trust(server)
+    server.verify_mode = ssl.CERT_REQUIRED
+    cert = ca.issue_cert("agent@example.com")
+    paths = {k: str(tmp_path / f"{k}.pem") for k in ("ca", "cert", "key")}
+    ca.cert_pem.write_to_path(paths["ca"])
+    cert.cert_chain_pems[0].write_to_path(paths["cert"])
+    cert.private_key_pem.write_to_path(paths["key"])
+    async with open_sandbox(ssl_context=server, time_scale=10) as sb:
+        config = tf.SessionManagerConfig.create(
+            cert_path=paths["cert"],
+            key_path=paths["key"],
+            ca_bundle=paths["ca"],
+            base_url=sb.url,
+            transport="websockets",
+        )
+        with trio.fail_after(20):
+            async with tf.SessionManager(config) as sm:
+                sim = await sb.place_call(audio=TestSignal(seconds=0.3))
+                note = await sm.session_notifications.receive()
+                async with sm.open_session(note.session_id) as session:
+                    call = await session.incoming_call()
+                    assert await call.answer()
+                    await sim.wait_spoken()
+                    got = 0
+                    async for chunk in call.audio_stream():
+                        await call.send_audio(chunk)
+                        got += len(chunk)
+                        if got >= len(sim.spoken):
+                            break
+                    await call.wait_for_playout()
+                    await sim.wait_heard(got)
+                    assert sim.heard == sim.spoken
