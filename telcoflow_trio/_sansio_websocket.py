@@ -77,7 +77,7 @@ _OPEN: Final = State.OPEN
 # What _transmit is asked to write: a message, a control frame, or whatever is queued.
 _FLUSH, _SEND_TEXT, _SEND_BINARY, _SEND_PING, _SEND_CLOSE = range(5)
 # How a write ended.
-_PENDING, _WRITTEN, _REFUSED, _BROKEN = range(4)
+_WRITTEN, _REFUSED, _BROKEN, _STUCK = range(4)
 
 
 def speedups_in_use() -> bool:
@@ -182,25 +182,41 @@ class SansIOWebSocket(MessageSocket):
         if self._closed or self._protocol.state is not _OPEN:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
-        if not await self._transmit(kind, payload):
+        outcome = await self._transmit(kind, payload)
+        if outcome == _WRITTEN:
+            return
+        if outcome != _STUCK:
             raise self._closed_error()
+        if not self._warned_stuck:
+            self._warned_stuck = True
+            logger.warning(
+                "%s: a write was stuck for %g s: closing the connection",
+                self._what,
+                _transport.WRITE_TIMEOUT,
+            )
+        raise WSSConnectionError(
+            f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; connection closed"
+        )
 
-    async def _transmit(self, kind: int, payload: bytes = b"") -> bool:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
-        """Frame ``payload`` (under the write lock) and write all the protocol has queued.
+    async def _transmit(  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
+        self, kind: int, payload: bytes = b"", deadline: float | None = None
+    ) -> int:
+        """Frame ``payload`` (under the write lock), then write all the protocol has queued.
 
-        Shielded from outside cancellation and bounded by ``WRITE_TIMEOUT``, like the
-        default engine's ``send``. Returns False if the socket was closed before anything
-        was written (the stream is intact); raises ``WSSConnectionError`` if the write
-        failed or stuck, after closing the stream forcefully.
+        Shielded from outside cancellation and bounded by ``deadline`` (default
+        ``WRITE_TIMEOUT`` from now), like the default engine's ``send``. ``_REFUSED``: the
+        socket was closed before anything was written (the stream is intact); ``_BROKEN``
+        or ``_STUCK``: the write failed or did not finish by the deadline, and the stream
+        has been closed forcefully.
         """
         protocol = self._protocol
         lock = self._lock
-        outcome = _PENDING
+        outcome = _STUCK
+        if deadline is None:
+            deadline = trio.current_time() + _transport.WRITE_TIMEOUT
         try:
             # One scope per write, entered for every audio frame: kept to one.
-            with trio.CancelScope(
-                shield=True, deadline=trio.current_time() + _transport.WRITE_TIMEOUT
-            ):
+            with trio.CancelScope(shield=True, deadline=deadline):
                 # The uncontended lock is taken without a schedule point: send_all has one.
                 if lock.locked():
                     await lock.acquire()
@@ -232,32 +248,19 @@ class SansIOWebSocket(MessageSocket):
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             outcome = _BROKEN
         finally:
-            if outcome in (_PENDING, _BROKEN):
-                # Failed, stuck past its deadline, or interrupted: how much of the frame
-                # reached the stream is unknown, so nothing more may be written to it.
+            if outcome in (_STUCK, _BROKEN):
+                # Failed, stuck past its deadline, or interrupted (any exception leaves
+                # outcome at _STUCK): how much of the frame reached the stream is unknown,
+                # so nothing more may be written to it.
                 await self.abort()
-        if outcome == _WRITTEN:
-            return True  # noqa: ASYNC910 (private; the write was its checkpoint)
-        if outcome == _REFUSED:
-            return False  # noqa: ASYNC910 (private; refused: nothing written, callers raise)
-        if outcome == _BROKEN:
-            raise self._closed_error()
-        if not self._warned_stuck:
-            self._warned_stuck = True
-            logger.warning(
-                "%s: a write was stuck for %g s: closing the connection",
-                self._what,
-                _transport.WRITE_TIMEOUT,
-            )
-        raise WSSConnectionError(
-            f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; connection closed"
-        )
+        return outcome  # noqa: ASYNC910 (private; the write, if any, was its checkpoint)
 
     async def _flush(self) -> None:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
-        """Write what the protocol queued by itself (the upgrade, pongs, close frames)."""
-        # A failed write closed the stream; the reader sees that next.
-        with contextlib.suppress(WSSConnectionError):
-            await self._transmit(_FLUSH)
+        """Write what the protocol queued by itself (the upgrade, pongs, close frames).
+
+        A failed write closes the stream, which the reader sees next.
+        """
+        await self._transmit(_FLUSH)
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
@@ -411,11 +414,9 @@ class SansIOWebSocket(MessageSocket):
             raise SocketClosed(self._close_code, self._close_reason)
 
     async def _send_ping(self, payload: bytes, ping: _Ping) -> None:  # noqa: ASYNC910 (private task body)
-        try:
-            if not await self._transmit(_SEND_PING, payload):
-                ping.answered.set()  # closed meanwhile: the waiter raises SocketClosed
-        except WSSConnectionError:
-            pass  # the stream was closed, which woke the waiter
+        if await self._transmit(_SEND_PING, payload) != _WRITTEN:
+            # Closed before or by this write (an abort wakes it too): SocketClosed.
+            ping.answered.set()
 
     def _pong(self, payload: bytes) -> None:
         # A pong answers its ping and every earlier one (a peer may answer only the last).
@@ -443,18 +444,19 @@ class SansIOWebSocket(MessageSocket):
         self._note_close(_transport.NORMAL_CLOSURE, None)
         # Unread messages are discarded and receive() ends, as trio-websocket's aclose does.
         self._messages.close()
+        deadline = trio.current_time() + _transport.DISCONNECT_TIMEOUT
         try:
             # Shielded: the close frame is a write and must not be cut; the reader, which
-            # reads the reply, is shielded too. Bounded, then forceful either way.
-            with trio.CancelScope(
-                shield=True, deadline=trio.current_time() + _transport.DISCONNECT_TIMEOUT
-            ):
-                if self._protocol.state is _OPEN and await self._transmit(_SEND_CLOSE):
+            # reads the reply, is shielded too. Bounded, then forceful either way: the
+            # frame's own write shares the deadline.
+            with trio.CancelScope(shield=True, deadline=deadline):
+                if (
+                    self._protocol.state is _OPEN
+                    and await self._transmit(_SEND_CLOSE, deadline=deadline) == _WRITTEN
+                ):
                     await self._close_reply.wait()
                 else:
                     await trio.lowlevel.checkpoint()
-        except WSSConnectionError:
-            pass  # the close frame could not be written; the stream is closed already
         finally:
             await self.abort()
 

@@ -28,7 +28,7 @@ from websockets.protocol import Event
 from websockets.server import ServerProtocol
 
 import telcoflow_trio as tf
-from telcoflow_trio import _sansio_websocket, _transport
+from telcoflow_trio import _sansio_websocket, _transport, _websocket
 from telcoflow_trio._sansio_websocket import (
     MAX_MESSAGE_SIZE,
     SansIOWebSocket,
@@ -36,6 +36,9 @@ from telcoflow_trio._sansio_websocket import (
     wrap_stream,
 )
 from telcoflow_trio._transport import SocketClosed
+from tests.transport_choice import WrapStream
+
+from ._fake import FakeTransport
 
 SECRET = "tok-sansio-secret"
 HEADERS = {"Authorization": f"Bearer {SECRET}"}
@@ -546,6 +549,23 @@ async def test_a_stuck_write_closes_the_socket_and_writes_nothing_after_it(
     assert [r.getMessage() for r in caplog.records if "stuck" in r.getMessage()] == [
         "voice plane: a write was stuck for 10 s: closing the connection"
     ]
+
+
+@pytest.mark.parametrize(
+    "engine", [_websocket.wrap_stream, wrap_stream], ids=["trio-websocket", "websockets"]
+)
+async def test_a_close_frame_that_cannot_be_written_is_bounded_by_the_disconnect_timeout(
+    engine: WrapStream, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeTransport()
+    async with engine(fake, "ws://fake.example/x", {}, what="test plane") as sock:
+        fake.stall = True  # the close frame's write gets half way, then hangs
+        start = trio.current_time()
+        await sock.aclose()
+        assert trio.current_time() - start == pytest.approx(_transport.DISCONNECT_TIMEOUT)
+        assert fake.closed
+        assert fake.writes_after_close == 0
+    assert [r for r in caplog.records if "stuck" in r.getMessage()] == []
 
 
 async def test_concurrent_writers_each_frame_goes_out_whole() -> None:
