@@ -13,9 +13,9 @@ the same guarantees and errors (see :class:`telcoflow_trio._transport.MessageSoc
   written after it;
 - TCP, TLS, the connect deadline and the error messages are ``_websocket``'s own helpers.
 
-It does per message what trio-websocket does with fewer task switches and no wsproto/h11
-layers (one ``send_all`` per message, no extra hop for control frames), which is why it is
-offered: chosen with ``SessionManagerConfig(transport="websockets")``.
+It is offered because it spends less CPU per message than trio-websocket (wsproto's event
+layer and trio-websocket's per-message machinery are not on its path; measured by
+``bench/bench_transport.py``). Chosen with ``SessionManagerConfig(transport="websockets")``.
 """
 
 from __future__ import annotations
@@ -399,7 +399,7 @@ class SansIOWebSocket(MessageSocket):
         if self.closed:
             await trio.lowlevel.checkpoint()
             raise SocketClosed(self._close_code, self._close_reason)
-        self._ping_count += 1
+        self._ping_count = (self._ping_count + 1) % 2**32
         payload = self._ping_count.to_bytes(4, "big")
         ping = _Ping()
         self._pings[payload] = ping
