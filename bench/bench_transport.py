@@ -6,8 +6,8 @@
 
 An echo server (``websockets``' sans-I/O server protocol on trio, the cheapest we have) runs
 in its own process on 127.0.0.1 port 0. This process opens ``--connections`` client sockets
-through one engine's connector (the ``Connector`` the SDK uses: ``_transport.open_websocket``
-for trio-websocket, ``_transport.open_sansio_websocket`` for websockets) and, on each, sends
+through one engine's connector (the ``Connector`` the SDK uses: ``_websocket.open_websocket``
+for trio-websocket, ``_sansio_websocket.open_websocket`` for websockets) and, on each, sends
 a ``--size``-byte binary message ``--rate`` times a second and waits for its echo, so each
 way carries ``connections x rate`` messages a second. After a warm-up, it reads
 ``time.process_time()`` (this process's CPU: the client engine and trio, nothing else runs
@@ -40,13 +40,13 @@ sys.path.insert(0, str(HERE.parent))  # telcoflow_trio from this checkout
 
 from _benchlib import cpu_seconds  # noqa: E402
 
-from telcoflow_trio import _transport  # noqa: E402
+from telcoflow_trio import _sansio_websocket, _websocket  # noqa: E402
 from telcoflow_trio._transport import Connector, MessageSocket  # noqa: E402
-from telcoflow_trio.voice_connection import MESSAGE_QUEUE  # noqa: E402
+from telcoflow_trio._voice_connection import MESSAGE_QUEUE  # noqa: E402
 
 ENGINES: dict[str, Connector] = {
-    "trio-websocket": _transport.open_websocket,
-    "websockets": _transport.open_sansio_websocket,
+    "trio-websocket": _websocket.open_websocket,
+    "websockets": _sansio_websocket.open_websocket,
 }
 MAX_CONNECTIONS = 1000
 MAX_REPS = 20

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from . import _websocket
 from ._transport import Connector
-from ._websocket import open_websocket
 
 __all__ = ["connector_for"]
 
@@ -15,14 +15,14 @@ def connector_for(transport: str) -> Connector:
     Raises ``ImportError`` saying what to install if the engine's package is missing.
     """
     if transport == "trio-websocket":
-        return open_websocket
+        return _websocket.open_websocket
     if transport == "websockets":
         try:
             # Imported on demand: websockets is an optional dependency (the extra of that name).
-            from ._sansio_websocket import open_websocket as open_sansio_websocket
+            from . import _sansio_websocket
         except ImportError as exc:
             raise ImportError(
                 f"transport 'websockets' needs the websockets package (>= 15): {exc}"
             ) from exc
-        return open_sansio_websocket
+        return _sansio_websocket.open_websocket
     raise ValueError(f"transport must be 'trio-websocket' or 'websockets', got {transport!r}")

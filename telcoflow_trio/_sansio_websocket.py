@@ -40,10 +40,10 @@ from websockets.typing import BytesLike
 from websockets.uri import WebSocketURI
 from websockets.version import version as websockets_version
 
-from . import _transport, _websocket
-from ._transport import MessageSocket, SocketClosed, redact, refusal_error
-from ._websocket import _close_forcefully, _connect, _target, _where
+from . import _connect, _transport
+from ._connect import close_forcefully, connect_stream, host_port, target
 from ._errors import WSSConnectionError
+from ._transport import MessageSocket, SocketClosed, redact, refusal_error
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -464,7 +464,7 @@ class SansIOWebSocket(MessageSocket):
         self._closed = True
         self._broken = True
         self._wake_pings()
-        await _close_forcefully(self._stream)
+        await close_forcefully(self._stream)
 
     # ── tasks ───────────────────────────────────────────────────────────────────────────
 
@@ -517,7 +517,7 @@ class SansIOWebSocket(MessageSocket):
         if timed_out and exc is None:
             return WSSConnectionError(
                 f"{what}: could not connect to {where} (no handshake reply within "
-                f"{_websocket.CONNECT_TIMEOUT:g} s)"
+                f"{_connect.CONNECT_TIMEOUT:g} s)"
             )
         return WSSConnectionError(
             f"{what}: could not connect to {where} (the connection closed during the handshake)"
@@ -525,7 +525,7 @@ class SansIOWebSocket(MessageSocket):
 
 
 def _client_protocol(url: str, headers: Mapping[str, str]) -> ClientProtocol:
-    host, port, resource, host_header = _target(url)
+    host, port, resource, host_header = target(url)
     # Built from _target's parts rather than parse_uri: the same URLs as the default
     # engine are accepted, and the same Host header is sent.
     uri = WebSocketURI(url.startswith("wss://"), host, port, resource, "")
@@ -556,18 +556,18 @@ async def wrap_stream(
     Leaving the block closes the socket politely (bounded), then the stream forcefully.
     """
     try:
-        host, port, _, _ = _target(url)
-        where = _where(host, port)
+        host, port, _, _ = target(url)
+        where = host_port(host, port)
         protocol = _client_protocol(url, headers)
         if deadline is None:
-            deadline = trio.current_time() + _websocket.CONNECT_TIMEOUT
+            deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
         # Entered and exited by hand so that an exception from the block comes out as
         # itself, not wrapped in a group; its tasks are shielded, so exiting it raises
         # nothing of theirs once the stream is closed and they are cancelled.
         nursery_manager = trio.open_nursery()
         nursery = await nursery_manager.__aenter__()
     except BaseException:
-        await _close_forcefully(stream)
+        await close_forcefully(stream)
         raise
     sock = SansIOWebSocket(
         protocol, stream, nursery, what=what, message_queue_size=message_queue_size
@@ -584,7 +584,7 @@ async def wrap_stream(
             await sock.aclose()
     finally:
         # Nothing here may raise before the nursery is exited, in this task, in order.
-        await _close_forcefully(stream)
+        await close_forcefully(stream)
         sock._cancel_tasks()
         await nursery_manager.__aexit__(None, None, None)
 
@@ -601,13 +601,13 @@ async def open_websocket(
 ) -> AsyncIterator[MessageSocket]:
     """Open a client WebSocket on this engine; see :class:`~telcoflow_trio._transport.Connector`.
 
-    Connecting (TCP, TLS, upgrade) has one deadline, ``_websocket.CONNECT_TIMEOUT``.
+    Connecting (TCP, TLS, upgrade) has one deadline, ``_connect.CONNECT_TIMEOUT``.
     """
-    host, port, _, _ = _target(url)
+    host, port, _, _ = target(url)
     if tls is None and url.startswith("wss://"):
         tls = ssl.create_default_context()
-    deadline = trio.current_time() + _websocket.CONNECT_TIMEOUT
-    stream = await _connect(host, port, tls, what, deadline)
+    deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
+    stream = await connect_stream(host, port, tls, what, deadline)
     async with wrap_stream(
         stream,
         url,

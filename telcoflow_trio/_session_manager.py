@@ -19,8 +19,8 @@ import trio
 
 from ._call import Call
 from ._channels import DroppingSender, open_dropping_channel
-from ._connectors import connector_for
 from ._config import CallFlowConfig, SessionManagerConfig
+from ._connectors import connector_for
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
 from ._enums import ChannelType, SessionActivityType
 from ._errors import (

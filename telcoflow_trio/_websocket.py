@@ -9,128 +9,24 @@ Owning the stream also lets us close it forcefully whenever a write went wrong.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Final, cast
-from urllib.parse import urlsplit
+from typing import cast
 
 import attrs
 import trio
 import trio_websocket
 
-from . import _transport
-from ._errors import WSSAuthenticationError, WSSConnectionError
+from . import _connect, _transport
+from ._connect import close_forcefully, connect_stream, host_port, target
+from ._errors import WSSConnectionError
 from ._transport import MessageSocket, SocketClosed, refusal_error
 
-__all__ = ["CONNECT_TIMEOUT", "TrioWebSocket", "open_websocket", "os_reason", "wrap_stream"]
+__all__ = ["TrioWebSocket", "open_websocket", "wrap_stream"]
 
 logger = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT: Final = 10.0
-"""One deadline for connecting: TCP, TLS and the upgrade together."""
-
-
-def _target(url: str) -> tuple[str, int, str, str]:
-    """Host, port, resource and ``Host`` header of a ``ws://`` or ``wss://`` URL."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
-    host = parts.hostname or ""
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    shown = f"[{host}]" if ":" in host else host
-    return host, port, resource, shown if port in (80, 443) else f"{shown}:{port}"
-
-
-def _where(host: str, port: int) -> str:
-    """``host:port`` for messages: never the path or query, which may carry a token."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def os_reason(exc: BaseException) -> str:
-    """Why a connection attempt failed, as the OS says it (``Connection refused``).
-
-    trio's ``open_tcp_stream`` raises one ``OSError`` for all the addresses it tried, with
-    the per-address errors in its ``__cause__`` group: those are what we report.
-    """
-    reasons: list[str] = []
-
-    def visit(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                visit(inner)
-            return
-        if not isinstance(error, OSError):
-            return
-        if isinstance(error, socket.gaierror) and error.strerror:
-            text = error.strerror
-        elif error.errno is not None and error.errno > 0:
-            # Not strerror: trio's carries the address tuple around the OS's words.
-            text = os.strerror(error.errno)
-        elif error.__cause__ is not None:
-            visit(error.__cause__)
-            return
-        else:
-            text = error.strerror or type(error).__name__
-        if text not in reasons:
-            reasons.append(text)
-
-    visit(exc)
-    return "; ".join(reasons) or type(exc).__name__
-
-
-def _tls_failure(exc: BaseException, what: str, where: str) -> Exception:
-    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-    prefix = f"{what}: {where}: TLS handshake failed"
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        why = cause.verify_message or cause.reason or "certificate verification failed"
-        return WSSAuthenticationError(f"{prefix}: {why}")
-    if isinstance(cause, ssl.SSLError):
-        return WSSAuthenticationError(f"{prefix} ({cause.reason})")
-    if isinstance(exc, trio.TooSlowError):
-        return WSSConnectionError(f"{prefix}: no reply within {CONNECT_TIMEOUT:g} s")
-    if isinstance(cause, OSError):
-        return WSSConnectionError(f"{prefix}: {os_reason(cause)}")
-    return WSSConnectionError(f"{prefix} ({type(exc).__name__})")
-
-
-async def _close_forcefully(stream: trio.abc.Stream) -> None:
-    """Close at once; not a cancellation point (it runs in cleanup that must go on)."""
-    # The descriptor is closed before the first checkpoint; the shield keeps an outer
-    # cancellation from surfacing here, where it would skip the cleanup that follows.
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(stream)
-
-
-async def _connect(
-    host: str, port: int, tls: ssl.SSLContext | None, what: str, deadline: float
-) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
-    where = _where(host, port)
-    try:
-        with trio.fail_at(deadline):
-            tcp = await trio.open_tcp_stream(host, port)
-    except trio.TooSlowError:
-        raise WSSConnectionError(
-            f"{what}: could not connect to {where}: no TCP connection within {CONNECT_TIMEOUT:g} s"
-        ) from None
-    except OSError as exc:
-        raise WSSConnectionError(
-            f"{what}: could not connect to {where}: {os_reason(exc)}"
-        ) from None
-    if tls is None:
-        return tcp
-    stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
-    try:
-        with trio.fail_at(deadline):
-            await stream.do_handshake()
-    except BaseException as exc:
-        await _close_forcefully(stream)
-        if isinstance(exc, trio.BrokenResourceError | trio.TooSlowError | ssl.SSLError | OSError):
-            raise _tls_failure(exc, what, where) from None
-        raise
-    return stream
 
 
 class _TaskHost:
@@ -326,7 +222,7 @@ class TrioWebSocket(MessageSocket):
     async def abort(self) -> None:
         self._closed = True
         self._wake_pings()
-        await _close_forcefully(self._stream)
+        await close_forcefully(self._stream)
 
 
 async def _handshake(
@@ -370,7 +266,7 @@ async def _handshake(
     if timer.cancelled_caught:
         raise WSSConnectionError(
             f"{what}: could not connect to {where} (no handshake reply within "
-            f"{CONNECT_TIMEOUT:g} s)"
+            f"{_connect.CONNECT_TIMEOUT:g} s)"
         )
     raise WSSConnectionError(
         f"{what}: could not connect to {where} (the connection closed during the handshake)"
@@ -390,21 +286,21 @@ async def wrap_stream(
 ) -> AsyncIterator[TrioWebSocket]:
     """A WebSocket client over ``stream``, which it owns: closed on every exit path.
 
-    The upgrade must complete by ``deadline`` (default: :data:`CONNECT_TIMEOUT` from now).
+    The upgrade must complete by ``deadline`` (default: :data:`_connect.CONNECT_TIMEOUT` from now).
     Leaving the block closes the socket politely (bounded), then the stream forcefully.
     """
     try:
-        host_name, port, resource, host_header = _target(url)
-        where = _where(host_name, port)
+        host_name, port, resource, host_header = target(url)
+        where = host_port(host_name, port)
         if deadline is None:
-            deadline = trio.current_time() + CONNECT_TIMEOUT
+            deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
         # Entered and exited by hand so that an exception from the block comes out as
         # itself, not wrapped in a group; its tasks are shielded, so exiting it raises
         # nothing of theirs once the stream is closed and they are cancelled.
         nursery_manager = trio.open_nursery()
         nursery = await nursery_manager.__aenter__()
     except BaseException:
-        await _close_forcefully(stream)
+        await close_forcefully(stream)
         raise
     host = _TaskHost(nursery)
     try:
@@ -427,7 +323,7 @@ async def wrap_stream(
             await sock.aclose()
     finally:
         # Nothing here may raise before the nursery is exited, in this task, in order.
-        await _close_forcefully(stream)
+        await close_forcefully(stream)
         host.cancel()
         await nursery_manager.__aexit__(None, None, None)
 
@@ -444,13 +340,13 @@ async def open_websocket(
 ) -> AsyncIterator[MessageSocket]:
     """Open a client WebSocket; see :class:`telcoflow_trio._transport.Connector`.
 
-    Connecting (TCP, TLS, upgrade) has one deadline, :data:`CONNECT_TIMEOUT`.
+    Connecting (TCP, TLS, upgrade) has one deadline, :data:`_connect.CONNECT_TIMEOUT`.
     """
-    host, port, _, _ = _target(url)
+    host, port, _, _ = target(url)
     if tls is None and url.startswith("wss://"):
         tls = ssl.create_default_context()
-    deadline = trio.current_time() + CONNECT_TIMEOUT
-    stream = await _connect(host, port, tls, what, deadline)
+    deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
+    stream = await connect_stream(host, port, tls, what, deadline)
     async with wrap_stream(
         stream,
         url,

@@ -16,8 +16,8 @@ from typing import Protocol
 import trio
 
 from telcoflow_trio import _sansio_websocket, _websocket
-from telcoflow_trio._transport import Connector, MessageSocket
 from telcoflow_trio._config import TRANSPORTS, Transport
+from telcoflow_trio._transport import Connector, MessageSocket
 
 __all__ = ["TRANSPORT", "WrapStream", "open_websocket", "wrap_stream"]
 

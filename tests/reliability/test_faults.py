@@ -15,7 +15,7 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio import _websocket
+from telcoflow_trio import _connect
 from telcoflow_trio._control_connection import Timeouts
 from telcoflow_trio.protocol import Backoff
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
@@ -260,7 +260,7 @@ async def test_voice_cut_mid_stream_ends_the_stream_and_every_audio_call() -> No
 async def test_control_server_that_never_answers_the_upgrade(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_websocket, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(_connect, "CONNECT_TIMEOUT", 0.5)
     # Before the fix, trio-websocket's open_websocket_url waited here for ever, uncancellable
     # (the control connection's task is shielded), and never closed the socket.
     async with no_leaks(), black_hole() as port:
@@ -274,7 +274,7 @@ async def test_control_server_that_never_answers_the_upgrade(
 async def test_voice_server_that_never_answers_the_upgrade(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_websocket, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(_connect, "CONNECT_TIMEOUT", 0.5)
     async with no_leaks(), open_sandbox() as sandbox, black_hole() as port:
         with trio.fail_after(10):
             async with tf.SessionManager(sandbox.config()) as sm:

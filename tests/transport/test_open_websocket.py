@@ -16,8 +16,8 @@ from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 import telcoflow_trio as tf
 from telcoflow_trio import _transport
+from telcoflow_trio._connect import os_reason
 from telcoflow_trio._transport import SocketClosed
-from telcoflow_trio._websocket import os_reason
 from tests.transport_choice import open_websocket
 
 SECRET = "tok-very-secret"

@@ -15,10 +15,11 @@ import trio
 import trustme
 
 import telcoflow_trio as tf
-from telcoflow_trio import _transport
-from telcoflow_trio._transport import MessageSocket, connector_for
-from telcoflow_trio.config import TRANSPORTS
-from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
+from telcoflow_trio import _sansio_websocket, _websocket
+from telcoflow_trio._config import TRANSPORTS
+from telcoflow_trio._connectors import connector_for
+from telcoflow_trio._transport import MessageSocket
+from telcoflow_trio.sandbox import Sandbox, TestSignal, open_sandbox
 from tests.transport_choice import TRANSPORT
 
 KEY = {"api_key": "sk-transport-option", "connector_uuid": "conn-1"}
@@ -51,8 +52,8 @@ def test_from_env_reads_telcoflow_transport() -> None:
 
 
 def test_connector_for_each_name() -> None:
-    assert connector_for("trio-websocket") is _transport.open_websocket
-    assert connector_for("websockets") is _transport.open_sansio_websocket
+    assert connector_for("trio-websocket") is _websocket.open_websocket
+    assert connector_for("websockets") is _sansio_websocket.open_websocket
     with pytest.raises(ValueError, match="got 'h2'"):
         connector_for("h2")
 
@@ -69,8 +70,8 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
-    name = "open_websocket" if transport == "trio-websocket" else "open_sansio_websocket"
-    engine = getattr(_transport, name)
+    module = _websocket if transport == "trio-websocket" else _sansio_websocket
+    engine = module.open_websocket
 
     def counting(
         url: str,
@@ -86,7 +87,7 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
             url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
         )
 
-    monkeypatch.setattr(_transport, name, counting)
+    monkeypatch.setattr(module, "open_websocket", counting)
     async with open_sandbox(time_scale=10) as sb:
         with trio.fail_after(10):
             async with tf.SessionManager(sb.config(transport=transport)) as sm:  # type: ignore[arg-type]

@@ -1,0 +1,126 @@
+"""Connecting a WebSocket's stream, shared by both engines: TCP (and TLS) to the URL's host
+under one deadline, errors that name ``host:port`` and the OS's reason (never the path or
+query, which may carry a token), and closing a stream at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from typing import Final
+from urllib.parse import urlsplit
+
+import trio
+
+from ._errors import WSSAuthenticationError, WSSConnectionError
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "close_forcefully",
+    "connect_stream",
+    "host_port",
+    "os_reason",
+    "target",
+]
+
+CONNECT_TIMEOUT: Final = 10.0
+"""One deadline for connecting: TCP, TLS and the upgrade together."""
+
+
+def target(url: str) -> tuple[str, int, str, str]:
+    """Host, port, resource and ``Host`` header of a ``ws://`` or ``wss://`` URL."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    host = parts.hostname or ""
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    shown = f"[{host}]" if ":" in host else host
+    return host, port, resource, shown if port in (80, 443) else f"{shown}:{port}"
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` for messages: never the path or query, which may carry a token."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why a connection attempt failed, as the OS says it (``Connection refused``).
+
+    trio's ``open_tcp_stream`` raises one ``OSError`` for all the addresses it tried, with
+    the per-address errors in its ``__cause__`` group: those are what we report.
+    """
+    reasons: list[str] = []
+
+    def visit(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                visit(inner)
+            return
+        if not isinstance(error, OSError):
+            return
+        if isinstance(error, socket.gaierror) and error.strerror:
+            text = error.strerror
+        elif error.errno is not None and error.errno > 0:
+            # Not strerror: trio's carries the address tuple around the OS's words.
+            text = os.strerror(error.errno)
+        elif error.__cause__ is not None:
+            visit(error.__cause__)
+            return
+        else:
+            text = error.strerror or type(error).__name__
+        if text not in reasons:
+            reasons.append(text)
+
+    visit(exc)
+    return "; ".join(reasons) or type(exc).__name__
+
+
+def tls_failure(exc: BaseException, what: str, where: str) -> Exception:
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    prefix = f"{what}: {where}: TLS handshake failed"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or cause.reason or "certificate verification failed"
+        return WSSAuthenticationError(f"{prefix}: {why}")
+    if isinstance(cause, ssl.SSLError):
+        return WSSAuthenticationError(f"{prefix} ({cause.reason})")
+    if isinstance(exc, trio.TooSlowError):
+        return WSSConnectionError(f"{prefix}: no reply within {CONNECT_TIMEOUT:g} s")
+    if isinstance(cause, OSError):
+        return WSSConnectionError(f"{prefix}: {os_reason(cause)}")
+    return WSSConnectionError(f"{prefix} ({type(exc).__name__})")
+
+
+async def close_forcefully(stream: trio.abc.Stream) -> None:
+    """Close at once; not a cancellation point (it runs in cleanup that must go on)."""
+    # The descriptor is closed before the first checkpoint; the shield keeps an outer
+    # cancellation from surfacing here, where it would skip the cleanup that follows.
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
+
+
+async def connect_stream(
+    host: str, port: int, tls: ssl.SSLContext | None, what: str, deadline: float
+) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    where = host_port(host, port)
+    try:
+        with trio.fail_at(deadline):
+            tcp = await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise WSSConnectionError(
+            f"{what}: could not connect to {where}: no TCP connection within {CONNECT_TIMEOUT:g} s"
+        ) from None
+    except OSError as exc:
+        raise WSSConnectionError(
+            f"{what}: could not connect to {where}: {os_reason(exc)}"
+        ) from None
+    if tls is None:
+        return tcp
+    stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
+    try:
+        with trio.fail_at(deadline):
+            await stream.do_handshake()
+    except BaseException as exc:
+        await close_forcefully(stream)
+        if isinstance(exc, trio.BrokenResourceError | trio.TooSlowError | ssl.SSLError | OSError):
+            raise tls_failure(exc, what, where) from None
+        raise
+    return stream
