@@ -158,22 +158,32 @@ class Frames:
 class Conn:
     """One accepted socket: non-blocking writes, whole frames in order, never cut."""
 
-    __slots__ = ("backlog", "backlog_bytes", "closing", "dead", "proto", "scope", "sock", "stalls")
+    __slots__ = (
+        "backlog",
+        "backlog_bytes",
+        "backlogged",
+        "closing",
+        "dead",
+        "proto",
+        "scope",
+        "sock",
+    )
 
-    def __init__(self, sock: socket.socket, proto: ServerProtocol) -> None:
+    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn]) -> None:
         self.sock = sock
         self.proto = proto
+        self.backlogged = backlogged
+        """The server's connections with a backlog, which its timer flushes every tick."""
         self.backlog: deque[bytes | memoryview] = deque()
         self.backlog_bytes = 0
         self.closing = False
         self.dead = False
-        self.stalls = 0
         self.scope = trio.CancelScope()
 
     def write(self, data: bytes) -> bool:
         """Send ``data`` now, or queue it behind what the kernel would not take yet.
 
-        Returns True when some of it had to wait (the timer flushes it next tick)."""
+        Returns True when this write started a backlog (the timer flushes it next tick)."""
         if self.dead:
             return False
         if self.backlog:
@@ -192,9 +202,9 @@ class Conn:
             return False
         if sent == len(data):
             return False
-        self.stalls += 1
         self.backlog.append(memoryview(data)[sent:])
         self.backlog_bytes += len(data) - sent
+        self.backlogged.add(self)
         return True
 
     def _drop(self) -> None:
@@ -245,8 +255,8 @@ class Conn:
 class ControlConn(Conn):
     __slots__ = ("rate", "ready", "sm_ws_id")
 
-    def __init__(self, sock: socket.socket, proto: ServerProtocol) -> None:
-        super().__init__(sock, proto)
+    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn]) -> None:
+        super().__init__(sock, proto, backlogged)
         self.sm_ws_id = "smws-" + secrets.token_hex(8)
         self.rate = 16000
         self.ready = False
@@ -255,8 +265,10 @@ class ControlConn(Conn):
 class VoiceConn(Conn):
     __slots__ = ("call",)
 
-    def __init__(self, sock: socket.socket, proto: ServerProtocol, call: Call) -> None:
-        super().__init__(sock, proto)
+    def __init__(
+        self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn], call: Call
+    ) -> None:
+        super().__init__(sock, proto, backlogged)
         self.call = call
 
 
@@ -386,7 +398,6 @@ class Server:
 
     def _write(self, conn: Conn, data: bytes) -> None:
         if conn.send(data):
-            self.backlogged.add(conn)
             self.window.stalls += 1
 
     # ── the timer: every call's caller frame and pull, one send each ──────────────
@@ -441,7 +452,6 @@ class Server:
                 else:
                     data = frames.caller[index]
                 if vc.write(data):
-                    self.backlogged.add(vc)
                     win.stalls += 1
                 sent += 1
             if measuring:
@@ -483,7 +493,7 @@ class Server:
                 return
             conn = self._route(sock, proto, events[0])
             # A refusal is a few hundred bytes on a fresh socket: the kernel takes them whole.
-            writer = conn if conn is not None else Conn(sock, proto)
+            writer = conn if conn is not None else Conn(sock, proto, self.backlogged)
             for chunk in proto.data_to_send():
                 if chunk:
                     writer.write(chunk)
@@ -492,6 +502,9 @@ class Server:
             await self._pump(conn)
         except (OSError, trio.TooSlowError) as exc:
             logger.debug("connection ended: %r", exc)
+        except Exception:
+            # A frame the generator did not expect ends its connection, not the benchmark.
+            logger.exception("connection failed")
         finally:
             if conn is not None:
                 conn.dead = True
@@ -522,7 +535,8 @@ class Server:
                 return None
             response = proto.accept(req)
             proto.send_response(response)
-            return ControlConn(sock, proto) if response.status_code == 101 else None
+            ok = response.status_code == 101
+            return ControlConn(sock, proto, self.backlogged) if ok else None
         if path.startswith(VOICE_PREFIX):
             call = self.calls.get(path[len(VOICE_PREFIX) :])
             bearer = headers.get("Authorization", "")
@@ -536,7 +550,7 @@ class Server:
             proto.send_response(response)
             if response.status_code != 101:
                 return None
-            conn = VoiceConn(sock, proto, call)
+            conn = VoiceConn(sock, proto, self.backlogged, call)
             call.voice = conn
             return conn
         proto.send_response(proto.reject(404, "no WebSocket endpoint at this path\n"))
@@ -928,7 +942,7 @@ class Server:
         reply.headers["Content-Type"] = "application/json"
         reply.headers["Content-Length"] = str(len(payload))
         reply.headers["Connection"] = "close"
-        Conn(sock, ServerProtocol()).write(reply.serialize())
+        Conn(sock, ServerProtocol(), self.backlogged).write(reply.serialize())
 
     def _rest(self, method: str, path: str, headers: Headers) -> tuple[int, Any]:
         if not self._authorised(headers):
