@@ -155,6 +155,17 @@ class Frames:
 # ── connections ───────────────────────────────────────────────────────────────────────
 
 
+class Backlogs:
+    """The connections whose writes wait for the kernel (the timer flushes them every
+    tick), and how much may wait on one before its client is taken for dead."""
+
+    def __init__(self, limit: int = MAX_BACKLOG) -> None:
+        self.conns: set[Conn] = set()
+        self.limit = limit
+        self.dropped = 0
+        """Clients dropped for not reading."""
+
+
 class Conn:
     """One accepted socket: non-blocking writes, whole frames in order, never cut."""
 
@@ -169,11 +180,10 @@ class Conn:
         "sock",
     )
 
-    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn]) -> None:
+    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: Backlogs) -> None:
         self.sock = sock
         self.proto = proto
         self.backlogged = backlogged
-        """The server's connections with a backlog, which its timer flushes every tick."""
         self.backlog: deque[bytes | memoryview] = deque()
         self.backlog_bytes = 0
         self.closing = False
@@ -189,8 +199,9 @@ class Conn:
         if self.backlog:
             self.backlog.append(data)
             self.backlog_bytes += len(data)
-            if self.backlog_bytes > MAX_BACKLOG:
+            if self.backlog_bytes > self.backlogged.limit:
                 logger.warning("a client stopped reading; dropping its connection")
+                self.backlogged.dropped += 1
                 self._drop()
             return False
         try:
@@ -204,7 +215,7 @@ class Conn:
             return False
         self.backlog.append(memoryview(data)[sent:])
         self.backlog_bytes += len(data) - sent
-        self.backlogged.add(self)
+        self.backlogged.conns.add(self)
         return True
 
     def _drop(self) -> None:
@@ -255,7 +266,7 @@ class Conn:
 class ControlConn(Conn):
     __slots__ = ("rate", "ready", "sm_ws_id")
 
-    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn]) -> None:
+    def __init__(self, sock: socket.socket, proto: ServerProtocol, backlogged: Backlogs) -> None:
         super().__init__(sock, proto, backlogged)
         self.sm_ws_id = "smws-" + secrets.token_hex(8)
         self.rate = 16000
@@ -266,7 +277,7 @@ class VoiceConn(Conn):
     __slots__ = ("call",)
 
     def __init__(
-        self, sock: socket.socket, proto: ServerProtocol, backlogged: set[Conn], call: Call
+        self, sock: socket.socket, proto: ServerProtocol, backlogged: Backlogs, call: Call
     ) -> None:
         super().__init__(sock, proto, backlogged)
         self.call = call
@@ -382,7 +393,8 @@ class Server:
         self.sessions: dict[str, Call] = {}
         self.controls: list[ControlConn] = []
         self.live: dict[str, Call] = {}
-        self.backlogged: set[Conn] = set()
+        self.backlogged = Backlogs(args.max_backlog)
+        self.sndbuf: int = args.sndbuf
         self.ticks = 0
         self.placed = 0
         self.window = Window()
@@ -415,10 +427,11 @@ class Server:
             if measuring:
                 win.lags.append(now - due)
             self.ticks = n
-            if self.backlogged:
-                for conn in list(self.backlogged):
+            waiting = self.backlogged.conns
+            if waiting:
+                for conn in list(waiting):
                     if conn.flush() or conn.dead:
-                        self.backlogged.discard(conn)
+                        waiting.discard(conn)
             margin = self.ready_margin
             lead = self.lead_ticks
             every = self.pull_every
@@ -474,6 +487,8 @@ class Server:
                         break
                     sock.setblocking(False)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if self.sndbuf:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
                     nursery.start_soon(self.connection, sock)
 
     async def connection(self, sock: socket.socket) -> None:
@@ -613,7 +628,7 @@ class Server:
                     return
 
     def _lost(self, conn: Conn) -> None:
-        self.backlogged.discard(conn)
+        self.backlogged.conns.discard(conn)
         if isinstance(conn, VoiceConn):
             call = conn.call
             if call.voice is conn:
@@ -909,7 +924,8 @@ class Server:
             "textFramesIn": win.text_frames_in,
             "commands": win.commands,
             "writeStalls": win.stalls,
-            "backlogBytes": sum(c.backlog_bytes for c in self.backlogged),
+            "backlogBytes": sum(c.backlog_bytes for c in self.backlogged.conns),
+            "dropped": self.backlogged.dropped,
             "excessBytes": sum(c.excess for c in calls),
             "mismatchedFrames": sum(c.mismatches for c in calls),
             "overEchoBytes": sum(c.over_echo for c in calls),
@@ -1075,6 +1091,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the caller's PCM pattern")
     p.add_argument("--no-verify", action="store_true", help="count agent audio, do not compare it")
+    p.add_argument(
+        "--max-backlog",
+        type=int,
+        default=MAX_BACKLOG,
+        help="bytes waiting on a client that does not read before it is dropped",
+    )
+    p.add_argument(
+        "--sndbuf",
+        type=int,
+        default=0,
+        help="SO_SNDBUF of accepted sockets (0: the kernel's autotuning; tests set it small)",
+    )
     p.add_argument("--log-level", default="WARNING")
     p.add_argument("--profile", default=None, help="write cProfile stats to this file at exit")
     return p.parse_args(argv)

@@ -290,3 +290,64 @@ async def test_rest_lists_and_closes_sessions() -> None:
         assert (await gen.request("status"))["ended"] == 1
         status, _ = await _http(gen, "GET /public/v1/sessions HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 401
+
+
+async def test_a_voice_client_that_stops_reading_is_dropped() -> None:
+    """Writes the kernel will not take wait in a backlog (counted as stalls) and are flushed
+    in order; past --max-backlog the client is taken for dead and its connection dropped,
+    and the call goes on without it."""
+    # Small kernel buffers on both sides, so the backlog starts within a second.
+    async with loadgen.LoadGen.start("--max-backlog", "65536", "--sndbuf", "8192") as gen:
+        headers = [
+            (b"x-api-key", gen.api_key.encode()),
+            (b"x-connector-uuid", gen.connector_uuid.encode()),
+        ]
+        async with trio_websocket.open_websocket_url(
+            gen.url + "/v1/agent/session-manager", extra_headers=headers
+        ) as ws:
+            await ws.send_message(json.dumps({"type": "setup", "data": {"sampleRate": RATE}}))
+            await ws.get_message()  # setup.done
+            await gen.request("place", n=1)
+            session_id = json.loads(await ws.get_message())["sessionId"]
+            await ws.send_message(
+                json.dumps({"type": "session.open", "sessionId": session_id, "reqId": "r"})
+            )
+            await ws.get_message()  # the claim's response
+            await ws.send_message(json.dumps({"type": "session.ready", "sessionId": session_id}))
+            call_in = json.loads(await ws.get_message())
+
+            # The voice plane by hand, on a socket with a tiny receive buffer that is
+            # never read after the handshake.
+            sock = trio.socket.socket()
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+            host, port = gen.url.removeprefix("ws://").split(":")
+            await sock.connect((host, int(port)))
+            with sock:
+                path = call_in["url"].removeprefix(gen.url)
+                await sock.send(
+                    (
+                        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {call_in['token']}"
+                        "\r\n\r\n"
+                    ).encode()
+                )
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await sock.recv(1)  # exactly the head: no frame is read
+                assert head.startswith(b"HTTP/1.1 101")
+                answer = json.dumps(
+                    {"type": "command", "data": {"command_id": "c1", "command": "call.answer"}}
+                ).encode()
+                # A client frame is masked; a zero mask leaves the payload as it is.
+                await sock.send(bytes([0x81, 0x80 | len(answer)]) + bytes(4) + answer)
+                await gen.request("window")
+                await gen.wait_for(
+                    lambda s: s["answered"] == 1 and s["live"] == 0, 30, "the client dropped"
+                )
+                report = await gen.request("report")
+        assert report["dropped"] == 1
+        assert report["writeStalls"] >= 1
+        assert report["framesOut"] > 0
+        assert report["calls"] == 1
+        assert report["ended"] == 0  # the call itself is still up
