@@ -70,7 +70,7 @@ class Sandbox:
         self.faults = Faults()
         self.frames = FrameLog(frame_log_limit)
         self.voice_settings = VoiceSettings(pull_interval, prefer_audio_frame_bytes)
-        self.hub = Switchboard(
+        self.switchboard = Switchboard(
             SwitchboardSettings(
                 channels=frozenset(ChannelType(c) for c in channels),
                 max_open_sessions=max_open_sessions,
@@ -78,7 +78,7 @@ class Sandbox:
         )
         """The sans-IO switchboard: every session rule is decided there."""
         self.exchange = Exchange(
-            self.hub,
+            self.switchboard,
             self.clock,
             connect=ConnectBehaviour() if connect is None else connect,
             frame_seconds=caller_frame_seconds,
@@ -91,6 +91,11 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.url or 'not started'}>"
+
+    @property
+    def hub(self) -> Switchboard:
+        """The switchboard's former name, for tests that still use it."""
+        return self.switchboard
 
     # ── addresses and credentials ────────────────────────────────────────────────────
 
@@ -218,7 +223,7 @@ class Sandbox:
 
     async def wait_control_connections(self, count: int) -> None:
         """Until at least ``count`` control connections have finished their handshake."""
-        await self.wait_for(lambda: len(self.hub.agents) >= count)
+        await self.wait_for(lambda: len(self.switchboard.agents) >= count)
 
     async def wait_wa_out(self, count: int = 1) -> list[WaOutbound]:
         """Until at least ``count`` ``wa.msg.out`` messages have been accepted."""
@@ -389,7 +394,7 @@ async def open_sandbox(
         sockname = listeners[0].socket.getsockname()
         sandbox.host = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         sandbox.port = sockname[1]
-        sandbox.hub.voice_base_url = sandbox.url
+        sandbox.switchboard.voice_base_url = sandbox.url
         logger.info("sandbox listening on %s", sandbox.url)
         try:
             yield sandbox

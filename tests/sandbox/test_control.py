@@ -228,7 +228,7 @@ async def test_call_flow_setup_is_recorded(sandbox: Sandbox) -> None:
             }
             response = await ctl.request({"type": "call_flow.setup", "data": data})
             assert response["ok"] is True and response["content"] is None
-            (flow,) = sandbox.hub.call_flows
+            (flow,) = sandbox.switchboard.call_flows
             assert flow.inbound_call == "MISSED_ONLY" and flow.outbound_call is True
             bad = await ctl.request({"type": "call_flow.setup", "data": {"inboundCall": "SOME"}})
             assert (bad["ok"], bad["errorCode"]) == (False, "INVALID_REQUEST")
