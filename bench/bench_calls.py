@@ -115,6 +115,7 @@ class Options:
     quick: bool
     server: str = "loadgen"
     official_max: int = 50
+    phases: int = 4
 
 
 # ── the sandbox side ────────────────────────────────────────────────────────────────────
@@ -433,6 +434,8 @@ async def echo_point_loadgen(client: str, n: int, opts: Options, seed: int) -> d
             str(LEAD),
             "--ready-margin",
             str(READY_MARGIN_BYTES / BYTES_PER_SECOND),
+            "--phases",
+            str(opts.phases),
         ]
         async with LoadGen.start(*args, stderr=log) as gen:
             agent = Agent(
@@ -745,7 +748,7 @@ def markdown(doc: dict[str, Any]) -> str:
     server = meta.get("server", "sandbox")
     lines = [
         f"Run {meta['date']} on {meta['machine']}; {meta['python']}; server: {server}; "
-        f"{meta['reps']} repetitions, {meta['seconds']:g} s measured per point. Values are "
+        f"{meta['reps']} repetition(s), {meta['seconds']:g} s measured per point. Values are "
         "medians over the repetitions; each ratio is the median of per-repetition ratios "
         "(the two clients ran back to back in each repetition).",
         "",
@@ -1007,6 +1010,7 @@ def run(opts: Options) -> dict[str, Any]:
             "quick": opts.quick,
             "server": opts.server,
             "officialMax": opts.official_max,
+            "phases": opts.phases,
         },
         "echo": {"points": echo_points},
         "interrupt": {"points": intr_points},
@@ -1043,6 +1047,12 @@ def parse(argv: list[str] | None) -> Options:
         default=50,
         help="largest N the official client is run at (its event bus drops call.in past ~100)",
     )
+    p.add_argument(
+        "--phases",
+        type=int,
+        default=4,
+        help="loadgen: calls spread over this many phases of each 20 ms frame (see README)",
+    )
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="measured seconds per point")
     p.add_argument("--interrupt-calls", type=int, default=None)
@@ -1076,6 +1086,7 @@ def parse(argv: list[str] | None) -> Options:
         quick=q,
         server=a.server,
         official_max=a.official_max,
+        phases=a.phases,
     )
     if opts.reps < 1 or opts.interrupt_reps < 1 or opts.seconds <= 0:
         p.error("--reps, --interrupt-reps and --seconds must be positive")

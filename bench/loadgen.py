@@ -18,7 +18,8 @@ for the handshake and for parsing what clients send (5 µs per 4.8 kB masked fra
 wsproto 23 µs); every frame the server sends often (each caller frame of a looped
 pattern, each caller frame followed by a pull, the pull alone) encoded to WebSocket bytes
 once at start; ONE timer task that every tick writes each live call its caller frame and,
-every pull interval, its pull request, in one ``send`` per call. Agent audio is counted
+every pull interval, its pull request, in one ``send`` per call (the calls spread over a
+few phases of the tick, so agents do not get every frame in one burst). Agent audio is counted
 and compared with what was spoken (a ``startswith`` on the pattern), never decoded; only
 text frames are parsed as JSON.
 
@@ -303,18 +304,21 @@ class Call:
         "pending",
         "requested",
         "session_id",
+        "slot",
         "spoken",
         "start_tick",
         "token",
         "voice",
     )
 
-    def __init__(self, caller: str, offset: int) -> None:
+    def __init__(self, caller: str, offset: int, slot: int) -> None:
         self.session_id = "sess-" + secrets.token_hex(8)
         self.call_id = "call-" + secrets.token_hex(8)
         self.token = secrets.token_urlsafe(18)
         self.caller = caller
         self.offset = offset
+        self.slot = slot
+        """Which of the timer's phases this call's frames go out in."""
         self.bound: ControlConn | None = None
         self.claimed = False
         self.delivered = False
@@ -322,6 +326,7 @@ class Call:
         self.voice: VoiceConn | None = None
         self.frames: Frames | None = None
         self.start_tick = -1
+        """The timer step of its first frame once live (always in its slot's phase)."""
         self.spoken = 0
         self.heard = 0
         self.requested = 0
@@ -383,6 +388,9 @@ class Server:
         if self.pull_every < 1 or not math.isclose(self.pull_every * args.tick, args.pull_interval):
             raise SystemExit("--pull-interval must be a whole number of ticks")
         self.lead_ticks = round(args.lead / args.tick)
+        self.phases: int = args.phases
+        if self.phases < 1:
+            raise SystemExit("--phases must be at least 1")
         self.ready_margin: float = args.ready_margin
         self.prefer: int | None = args.prefer
         self.seed: int = args.seed
@@ -393,6 +401,8 @@ class Server:
         self.sessions: dict[str, Call] = {}
         self.controls: list[ControlConn] = []
         self.live: dict[str, Call] = {}
+        self.slots: list[dict[str, Call]] = [{} for _ in range(self.phases)]
+        """The live calls by phase: each timer step serves one phase."""
         self.backlogged = Backlogs(args.max_backlog)
         self.sndbuf: int = args.sndbuf
         self.ticks = 0
@@ -415,11 +425,15 @@ class Server:
     # ── the timer: every call's caller frame and pull, one send each ──────────────
 
     async def timer(self) -> None:
-        tick = self.tick
+        # Calls are spread over ``phases`` phases of a tick, as calls that went live at
+        # different moments would be: a server that sent every call's frame at the same
+        # instant would hand agents bursts, which they serve more cheaply than real traffic.
+        phases = self.phases
+        step = self.tick / phases
         start = trio.current_time()
         n = 0
         while True:
-            due = start + n * tick
+            due = start + n * step
             await trio.sleep_until(due)
             now = trio.current_time()
             win = self.window
@@ -436,12 +450,12 @@ class Server:
             lead = self.lead_ticks
             every = self.pull_every
             sent = 0
-            for call in self.live.values():
+            for call in self.slots[n % phases].values():
                 vc = call.voice
                 frames = call.frames
                 if vc is None or vc.closing or frames is None:
                     continue
-                k = n - call.start_tick
+                k = (n - call.start_tick) // phases
                 if k < 0:
                     continue
                 index = (call.offset + k) % frames.count
@@ -831,14 +845,20 @@ class Server:
 
     def _go_live(self, call: Call) -> None:
         if call.start_tick < 0:
-            call.start_tick = self.ticks + 1
+            after = self.ticks + 1
+            call.start_tick = after + (call.slot - after) % self.phases
             self.live[call.call_id] = call
+            self.slots[call.slot][call.call_id] = call
 
     # ── what the driver asks for ──────────────────────────────────────────────────
 
     def place(self, n: int) -> None:
         for _ in range(n):
-            call = Call(f"+1555{self.placed:07d}", offset=(self.placed * 7) % 100)
+            call = Call(
+                f"+1555{self.placed:07d}",
+                offset=(self.placed * 7) % 100,
+                slot=self.placed % self.phases,
+            )
             self.placed += 1
             self.calls[call.call_id] = call
             self.sessions[call.session_id] = call
@@ -850,6 +870,7 @@ class Server:
             return
         call.ended = True
         self.live.pop(call.call_id, None)
+        self.slots[call.slot].pop(call.call_id, None)
         conn = call.voice
         if conn is not None:
             terminated = voice.CallEventFrame("call.terminated")
@@ -1078,6 +1099,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-key", default=None, help="default: a random one, printed at start")
     p.add_argument("--connector-uuid", default=None)
     p.add_argument("--tick", type=float, default=0.02, help="caller frame length, seconds")
+    p.add_argument(
+        "--phases",
+        type=int,
+        default=4,
+        help="calls are spread over this many phases of a tick (the timer wakes as often)",
+    )
     p.add_argument("--pull-interval", type=float, default=0.1, help="seconds between pulls")
     p.add_argument("--lead", type=float, default=0.3, help="first pull this long after live")
     p.add_argument(
