@@ -7,6 +7,7 @@ import logging
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
+from .._scope import cleanup_within
 from ._clock import SandboxClock
 from ._framelog import FrameLog, Plane
 
@@ -101,12 +102,10 @@ class Link:
                             break
         finally:
             self.closed.set()
-            with trio.CancelScope(shield=True):
-                if clean:
-                    with trio.move_on_after(2):
-                        await self.ws.aclose()
-                        clean = False
-                if clean or self.ws.closed is None:
+            if clean:
+                clean = not await cleanup_within(2, self.ws.aclose)
+            if clean or self.ws.closed is None:
+                with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(self._transport)
 
     async def receive(self) -> str | bytes | None:

@@ -92,11 +92,6 @@ class Sandbox:
     def __repr__(self) -> str:
         return f"<Sandbox {self.url or 'not started'}>"
 
-    @property
-    def hub(self) -> Switchboard:
-        """The switchboard's former name, for tests that still use it."""
-        return self.switchboard
-
     # ── addresses and credentials ────────────────────────────────────────────────────
 
     @property

@@ -278,7 +278,7 @@ async def test_voice_server_that_never_answers_the_upgrade(
     async with no_leaks(), open_sandbox() as sandbox, black_hole() as port:
         with trio.fail_after(10):
             async with tf.SessionManager(sandbox.config()) as sm:
-                sandbox.hub.voice_base_url = f"ws://127.0.0.1:{port}"
+                sandbox.switchboard.voice_base_url = f"ws://127.0.0.1:{port}"
                 sim = await sandbox.place_call()
                 async with claimed(sm) as (session, call):
                     with pytest.raises(tf.WSSConnectionError, match="voice plane: could not"):
