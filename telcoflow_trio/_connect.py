@@ -7,18 +7,24 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from typing import Final
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import trio
 
 from ._errors import WSSAuthenticationError, WSSConnectionError
+from ._transport import MessageSocket
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "WrapStream",
     "close_forcefully",
     "connect_stream",
+    "handshake_failure",
     "host_port",
+    "open_over",
     "os_reason",
     "target",
 ]
@@ -124,3 +130,61 @@ async def connect_stream(
             raise tls_failure(exc, what, where) from None
         raise
     return stream
+
+
+def handshake_failure(what: str, where: str, timed_out: bool) -> WSSConnectionError:
+    """The upgrade got no answer: none within the deadline, or the connection closed."""
+    if timed_out:
+        return WSSConnectionError(
+            f"{what}: could not connect to {where} (no handshake reply within "
+            f"{CONNECT_TIMEOUT:g} s)"
+        )
+    return WSSConnectionError(
+        f"{what}: could not connect to {where} (the connection closed during the handshake)"
+    )
+
+
+class WrapStream(Protocol):
+    """An engine's ``wrap_stream``: a client WebSocket over a stream it then owns."""
+
+    def __call__(
+        self,
+        stream: trio.abc.Stream,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        what: str,
+        secrets: tuple[str, ...] = (),
+        message_queue_size: int = 1,
+        deadline: float | None = None,
+    ) -> AbstractAsyncContextManager[MessageSocket]: ...
+
+
+@asynccontextmanager
+async def open_over(
+    wrap: WrapStream,
+    url: str,
+    headers: Mapping[str, str],
+    tls: ssl.SSLContext | None,
+    *,
+    what: str,
+    secrets: tuple[str, ...] = (),
+    message_queue_size: int = 1,
+) -> AsyncIterator[MessageSocket]:
+    """Connect to ``url`` and upgrade over ``wrap``, all within one :data:`CONNECT_TIMEOUT`
+    (TLS with the system's trust store for ``wss://`` when no context is given)."""
+    host, port, _, _ = target(url)
+    if tls is None and url.startswith("wss://"):
+        tls = ssl.create_default_context()
+    deadline = trio.current_time() + CONNECT_TIMEOUT
+    stream = await connect_stream(host, port, tls, what, deadline)
+    async with wrap(
+        stream,
+        url,
+        headers,
+        what=what,
+        secrets=secrets,
+        message_queue_size=message_queue_size,
+        deadline=deadline,
+    ) as sock:
+        yield sock

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Final
 
@@ -41,7 +41,7 @@ from websockets.uri import WebSocketURI
 from websockets.version import version as websockets_version
 
 from . import _connect, _transport
-from ._connect import close_forcefully, connect_stream, host_port, target
+from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._transport import MessageSocket, SocketClosed, redact, refusal_error
 
@@ -514,14 +514,7 @@ class SansIOWebSocket(MessageSocket):
             return WSSConnectionError(
                 f"{what}: could not connect to {where} (invalid handshake reply: {detail})"
             )
-        if timed_out and exc is None:
-            return WSSConnectionError(
-                f"{what}: could not connect to {where} (no handshake reply within "
-                f"{_connect.CONNECT_TIMEOUT:g} s)"
-            )
-        return WSSConnectionError(
-            f"{what}: could not connect to {where} (the connection closed during the handshake)"
-        )
+        return handshake_failure(what, where, timed_out and exc is None)
 
 
 def _client_protocol(url: str, headers: Mapping[str, str]) -> ClientProtocol:
@@ -589,8 +582,7 @@ async def wrap_stream(
         await nursery_manager.__aexit__(None, None, None)
 
 
-@asynccontextmanager
-async def open_websocket(
+def open_websocket(
     url: str,
     headers: Mapping[str, str],
     tls: ssl.SSLContext | None,
@@ -598,23 +590,15 @@ async def open_websocket(
     what: str,
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
-) -> AsyncIterator[MessageSocket]:
-    """Open a client WebSocket on this engine; see :class:`~telcoflow_trio._transport.Connector`.
-
-    Connecting (TCP, TLS, upgrade) has one deadline, ``_connect.CONNECT_TIMEOUT``.
-    """
-    host, port, _, _ = target(url)
-    if tls is None and url.startswith("wss://"):
-        tls = ssl.create_default_context()
-    deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
-    stream = await connect_stream(host, port, tls, what, deadline)
-    async with wrap_stream(
-        stream,
+) -> AbstractAsyncContextManager[MessageSocket]:
+    """A client WebSocket on ``websockets``' sans-I/O protocol: a
+    :class:`~telcoflow_trio._transport.Connector`."""
+    return open_over(
+        wrap_stream,
         url,
         headers,
+        tls,
         what=what,
         secrets=secrets,
         message_queue_size=message_queue_size,
-        deadline=deadline,
-    ) as sock:
-        yield sock
+    )

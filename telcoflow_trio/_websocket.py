@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import cast
 
@@ -20,7 +20,7 @@ import trio
 import trio_websocket
 
 from . import _connect, _transport
-from ._connect import close_forcefully, connect_stream, host_port, target
+from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._transport import MessageSocket, SocketClosed, refusal_error
 
@@ -263,14 +263,7 @@ async def _handshake(
         rejected = host.error
         body = (rejected.body or b"").decode("utf-8", errors="replace")
         raise refusal_error(what, where, rejected.status_code or 0, body, secrets)
-    if timer.cancelled_caught:
-        raise WSSConnectionError(
-            f"{what}: could not connect to {where} (no handshake reply within "
-            f"{_connect.CONNECT_TIMEOUT:g} s)"
-        )
-    raise WSSConnectionError(
-        f"{what}: could not connect to {where} (the connection closed during the handshake)"
-    )
+    raise handshake_failure(what, where, timer.cancelled_caught)
 
 
 @asynccontextmanager
@@ -328,8 +321,7 @@ async def wrap_stream(
         await nursery_manager.__aexit__(None, None, None)
 
 
-@asynccontextmanager
-async def open_websocket(
+def open_websocket(
     url: str,
     headers: Mapping[str, str],
     tls: ssl.SSLContext | None,
@@ -337,23 +329,14 @@ async def open_websocket(
     what: str,
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
-) -> AsyncIterator[MessageSocket]:
-    """Open a client WebSocket; see :class:`telcoflow_trio._transport.Connector`.
-
-    Connecting (TCP, TLS, upgrade) has one deadline, :data:`_connect.CONNECT_TIMEOUT`.
-    """
-    host, port, _, _ = target(url)
-    if tls is None and url.startswith("wss://"):
-        tls = ssl.create_default_context()
-    deadline = trio.current_time() + _connect.CONNECT_TIMEOUT
-    stream = await connect_stream(host, port, tls, what, deadline)
-    async with wrap_stream(
-        stream,
+) -> AbstractAsyncContextManager[MessageSocket]:
+    """A client WebSocket on trio-websocket: a :class:`~telcoflow_trio._transport.Connector`."""
+    return open_over(
+        wrap_stream,
         url,
         headers,
+        tls,
         what=what,
         secrets=secrets,
         message_queue_size=message_queue_size,
-        deadline=deadline,
-    ) as sock:
-        yield sock
+    )

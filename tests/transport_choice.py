@@ -9,15 +9,11 @@ engine's ``open_websocket`` and ``wrap_stream`` from here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
-from typing import Protocol
-
-import trio
 
 from telcoflow_trio import _sansio_websocket, _websocket
 from telcoflow_trio._config import TRANSPORTS, Transport
-from telcoflow_trio._transport import Connector, MessageSocket
+from telcoflow_trio._connect import WrapStream
+from telcoflow_trio._transport import Connector
 
 __all__ = ["TRANSPORT", "WrapStream", "open_websocket", "wrap_stream"]
 
@@ -32,22 +28,6 @@ def _chosen() -> Transport:
 
 
 TRANSPORT: Transport = _chosen()
-
-
-class WrapStream(Protocol):
-    """The shape both engines' ``wrap_stream`` have."""
-
-    def __call__(
-        self,
-        stream: trio.abc.Stream,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        what: str,
-        secrets: tuple[str, ...] = (),
-        message_queue_size: int = 1,
-        deadline: float | None = None,
-    ) -> AbstractAsyncContextManager[MessageSocket]: ...
 
 
 def _engine() -> tuple[Connector, WrapStream]:
