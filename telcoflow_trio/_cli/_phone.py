@@ -93,7 +93,7 @@ async def run_phone(
     progress: Progress | None = None,
 ) -> PhoneResult:
     """Place the call, speak the file, record the agent; raises :class:`PhoneError` or
-    :class:`~telcoflow_trio.sandbox._wav.WavFormatError` with a message for the user."""
+    :class:`~telcoflow_trio.sandbox.WavFormatError` with a message for the user."""
     show = progress if progress is not None else Progress(sys.stdout, "none")
     inspect_wav(wav_path)  # refuse an unreadable file before any call is placed
     base = rest_base(url)
