@@ -1,7 +1,9 @@
 """Bench agent on telcoflow_trio: echo, or a talking model that gets interrupted.
 
 Started by ``bench_calls.py``; runs until SIGTERM, then writes its own measurements
-(command round trips, clear times) as JSON to ``--out``.
+(command round trips, clear times) as JSON to ``--out``. ``--transport`` picks the
+WebSocket engine (``SessionManagerConfig.transport``), ``--buffer-size`` the outgoing
+buffer's capacity per call (``CallAudioConfig.buffer_size``).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ async def _main(args: argparse.Namespace) -> None:
         api_key=args.api_key,
         connector_uuid=args.connector_uuid,
         base_url=args.url,
-        call_audio=tf.CallAudioConfig(sample_rate=SAMPLE_RATE),
+        call_audio=tf.CallAudioConfig(sample_rate=SAMPLE_RATE, buffer_size=args.buffer_size),
+        transport=args.transport,
     )
     work = _echo if args.mode == "echo" else _talk
 
@@ -85,10 +88,26 @@ async def _main(args: argparse.Namespace) -> None:
     stats.write(args.out)
 
 
+def parser() -> argparse.ArgumentParser:
+    """The bench agents' common options, and this agent's engine and buffer size."""
+    p = agent_parser(__doc__.split("\n")[0])
+    p.add_argument(
+        "--transport", choices=("trio-websocket", "websockets"), default="trio-websocket"
+    )
+    p.add_argument(
+        "--buffer-size",
+        type=int,
+        default=tf.DEFAULT_BUFFER_SIZE,
+        help="outgoing buffer per call, bytes (a power of two)",
+    )
+    return p
+
+
 def main() -> None:
-    args = agent_parser(__doc__.split("\n")[0]).parse_args()
+    args = parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
-    run_profiled("trio", lambda: trio.run(_main, args))
+    name = "trio" if args.transport == "trio-websocket" else "trio-websockets"
+    run_profiled(name, lambda: trio.run(_main, args))
 
 
 if __name__ == "__main__":

@@ -76,11 +76,42 @@ from telcoflow_trio.sandbox import Sandbox, SimulatedCall, open_sandbox
 from telcoflow_trio.sandbox._voice import VoiceSettings
 
 HERE = Path(__file__).resolve().parent
-AGENTS = {
-    "ours": HERE / "agent_trio.py",
+SCRIPTS = {
+    "trio": HERE / "agent_trio.py",
     "official": HERE / "agent_official.py",
     "floor": HERE / "agent_floor.py",
 }
+CLIENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ours": ("trio", ()),
+    "ours-websockets": ("trio", ("--transport", "websockets")),
+    "official": ("official", ()),
+    "floor": ("floor", ()),
+    "ours-eqbuf": ("trio", ()),
+    "official-eqbuf": ("official", ()),
+}
+"""Client name -> (agent script, extra arguments). ``ours`` is our agent on the default
+engine (trio-websocket), ``ours-websockets`` on websockets' sans-I/O protocol; the
+``-eqbuf`` pair is ours and the official client with the same, smaller outgoing buffer
+(``--equal-buffer``), for the RSS comparison at equal buffer sizes."""
+OURS = ("ours", "ours-websockets")
+"""Our agent on each engine: each runs next to the references as ``ours`` always has."""
+EQUAL_BUFFER = ("ours-eqbuf", "official-eqbuf")
+DEFAULT_CLIENTS = ("ours", "ours-websockets", "official", "floor", *EQUAL_BUFFER)
+EQUAL_BUFFER_SIZE = 64 * 1024
+"""The equal buffer: 1.4 s of 24 kHz audio, three times what the echo keeps queued (a
+0.3 s playout lead plus one 0.1 s pull), small next to both clients' 1 MiB default."""
+_OFFICIAL_WITH_BUFFER = """\
+import functools, os, runpy, sys
+import telcoflow
+script, size = sys.argv[1], int(sys.argv[2])
+sys.argv = [script, *sys.argv[3:]]
+sys.path.insert(0, os.path.dirname(script))
+telcoflow.CallAudioConfig = functools.partial(telcoflow.CallAudioConfig, buffer_size=size)
+runpy.run_path(script, run_name="__main__")
+"""
+"""Runs agent_official.py with another default ``buffer_size``: it builds
+``telcoflow.CallAudioConfig(sample_rate=...)`` through the module attribute, so the agent
+itself stays the documented-API code it is."""
 PULL_INTERVAL = 0.1
 LEAD = 0.3
 READY_MARGIN_BYTES = BYTES_PER_SECOND // 10
@@ -94,7 +125,18 @@ GENERATOR_LAG = TICK
 """The generator's tick lag (p99) past which callers' frames come a whole frame late."""
 UNDERRUN_SHARE = 0.01
 """Underruns (share of counted pulls) past which the point is no steady state."""
-PAIRS = (("ours", "official"), ("ours", "floor"), ("official", "floor"))
+PAIRS = (
+    ("ours", "official"),
+    ("ours-websockets", "official"),
+    ("ours", "floor"),
+    ("ours-websockets", "floor"),
+    ("ours-websockets", "ours"),
+    ("official", "floor"),
+    ("ours-eqbuf", "official-eqbuf"),
+)
+"""Paired ratios (a / b, per repetition) the JSON keeps; the tables show them."""
+HISTORY_LIMIT = "history limit reached"
+"""What the official client's event bus (abxbus) says when it refuses an event."""
 
 
 @dataclass
@@ -116,6 +158,26 @@ class Options:
     server: str = "loadgen"
     official_max: int = 50
     phases: int = 4
+    equal_buffer: int = EQUAL_BUFFER_SIZE
+    equal_buffer_points: list[int] = field(default_factory=list)
+    ceiling: CeilingOptions | None = None
+    """The official client's ceiling probe; None: not run."""
+    stem: str = "calls"
+    """Output files' name: calls.json/.md/.png, or ceiling.* for the probe alone."""
+
+
+@dataclass
+class CeilingOptions:
+    """The official client's ceiling probe: N from ``start`` by ``step`` up to ``max_n``
+    until a point fails, then bisection between the last good N and the failed one; no
+    more than ``max_tries`` points nor ``budget`` seconds in all."""
+
+    start: int = 20
+    step: int = 20
+    max_n: int = 200
+    hold: float = 3.0
+    budget: float = 300.0
+    max_tries: int = 16
 
 
 # ── the sandbox side ────────────────────────────────────────────────────────────────────
@@ -184,15 +246,32 @@ class Probe:
         )
 
 
+def agent_command(client: str, equal_buffer: int = EQUAL_BUFFER_SIZE) -> list[str]:
+    """The command line that starts ``client``'s agent (its common options follow)."""
+    script, extra = CLIENTS[client]
+    path = str(SCRIPTS[script])
+    if client == "official-eqbuf":
+        return [sys.executable, "-c", _OFFICIAL_WITH_BUFFER, path, str(equal_buffer), *extra]
+    if client == "ours-eqbuf":
+        return [sys.executable, path, *extra, "--buffer-size", str(equal_buffer)]
+    return [sys.executable, path, *extra]
+
+
 class Agent:
     """An agent process and where it writes its own measurements."""
 
-    def __init__(self, client: str, server: Sandbox | LoadGen, tmp: Path, extra: list[str]) -> None:
+    def __init__(
+        self,
+        client: str,
+        server: Sandbox | LoadGen,
+        tmp: Path,
+        extra: list[str],
+        equal_buffer: int = EQUAL_BUFFER_SIZE,
+    ) -> None:
         self.out = tmp / f"{client}.json"
         self.log = tmp / f"{client}.log"
         self.cmd = [
-            sys.executable,
-            str(AGENTS[client]),
+            *agent_command(client, equal_buffer),
             "--url",
             server.url,
             "--api-key",
@@ -220,12 +299,12 @@ class Agent:
                     with trio.CancelScope(shield=True):
                         await self.proc.wait()
 
-    async def stop(self) -> dict[str, Any]:
+    async def stop(self, grace: float = 15.0) -> dict[str, Any]:
         proc = self.proc
         assert proc is not None
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(15):
+            with trio.move_on_after(grace):
                 await proc.wait()
             if proc.returncode is None:
                 proc.kill()
@@ -297,6 +376,7 @@ async def echo_point_sandbox(client: str, n: int, opts: Options, seed: int) -> d
                 sandbox,
                 Path(tmp),
                 ["--command-every", str(COMMAND_EVERY), "--seed", str(seed)],
+                opts.equal_buffer,
             )
             async with agent.running() as pid:
                 await _wait_until(
@@ -426,23 +506,23 @@ def _log_file(tmp: Path) -> IO[bytes]:
     return (tmp / "loadgen.log").open("wb")
 
 
+def _loadgen_args(opts: Options, seed: int) -> list[str]:
+    return [
+        *("--seed", str(seed), "--tick", str(TICK), "--pull-interval", str(PULL_INTERVAL)),
+        *("--lead", str(LEAD), "--ready-margin", str(READY_MARGIN_BYTES / BYTES_PER_SECOND)),
+        *("--phases", str(opts.phases)),
+    ]
+
+
 async def echo_point_loadgen(client: str, n: int, opts: Options, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
-        args = ["--seed", str(seed), "--tick", str(TICK), "--pull-interval", str(PULL_INTERVAL)]
-        args += [
-            "--lead",
-            str(LEAD),
-            "--ready-margin",
-            str(READY_MARGIN_BYTES / BYTES_PER_SECOND),
-            "--phases",
-            str(opts.phases),
-        ]
-        async with LoadGen.start(*args, stderr=log) as gen:
+        async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
             agent = Agent(
                 client,
                 gen,
                 Path(tmp),
                 ["--command-every", str(COMMAND_EVERY), "--seed", str(seed)],
+                opts.equal_buffer,
             )
             async with agent.running() as pid:
                 await _poll(gen, lambda st: st["controls"] >= 1, 30, agent, "the agent")
@@ -513,6 +593,152 @@ async def echo_point_loadgen(client: str, n: int, opts: Options, seed: int) -> d
     }
 
 
+async def _wait_live(gen: LoadGen, n: int, agent: Agent, limit: float, stall: float) -> int:
+    """Wait for ``n`` live calls; give up after ``limit`` seconds, or ``stall`` seconds
+    without one more call going live. Returns how many are live."""
+    start = last_change = time.monotonic()
+    live = -1
+    while True:
+        now_live = int((await gen.request("status"))["live"])
+        now = time.monotonic()
+        if now_live != live:
+            live, last_change = now_live, now
+        if live >= n or now - start > limit or now - last_change > stall:
+            return live
+        if agent.proc is not None and agent.proc.poll() is not None:
+            return live  # the agent died: nothing more will go live
+        await trio.sleep(0.1)
+
+
+async def ceiling_point(n: int, opts: Options, seed: int) -> dict[str, Any]:
+    """One try of the official client's ceiling: ``n`` calls placed at once (as the echo
+    benchmark places them, whispers included) on a fresh generator and a fresh
+    official-client process. Served when every call goes live, every caller hears its echo
+    grow over the hold, the process is still up, and its log has no event-bus refusal."""
+    ceiling = opts.ceiling or CeilingOptions()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
+        async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
+            extra = ["--command-every", str(COMMAND_EVERY), "--seed", str(seed)]
+            agent = Agent("official", gen, Path(tmp), extra, opts.equal_buffer)
+            async with agent.running() as pid:
+                await _poll(gen, lambda st: st["controls"] >= 1, 30, agent, "the agent")
+                started = time.monotonic()
+                await gen.request("place", n=n)
+                live = await _wait_live(gen, n, agent, 10.0 + 0.1 * n, stall=5.0)
+                setup_seconds = time.monotonic() - started
+                before = {
+                    c["callId"]: c["heardBytes"] for c in (await gen.request("calls"))["calls"]
+                }
+                cpu0 = cpu_seconds(pid)
+                await trio.sleep(ceiling.hold)
+                alive = agent.proc is not None and agent.proc.poll() is None
+                cpu1 = cpu_seconds(pid) if alive else math.nan
+                calls = (await gen.request("calls"))["calls"]
+                await gen.request("hangup")
+                try:
+                    agent_doc: dict[str, Any] = await agent.stop(grace=5.0)
+                except RuntimeError:
+                    agent_doc = {}
+            text = agent.log.read_text(errors="replace")
+    echoing = sum(
+        1 for c in calls if c["live"] and c["heardBytes"] > before.get(c["callId"], c["heardBytes"])
+    )
+    refusals = text.count(HISTORY_LIMIT)
+    first = next((line for line in text.splitlines() if HISTORY_LIMIT in line), "")
+    served = alive and live >= n and echoing == n and refusals == 0
+    return {
+        "n": n,
+        "served": served,
+        "live": live,
+        "echoing": echoing,
+        "refusals": refusals,
+        "refusal": first.strip()[:300],
+        "alive": alive,
+        "handled": agent_doc.get("calls"),
+        "unanswered": agent_doc.get("errors"),
+        "setupSeconds": setup_seconds,
+        "cpuMsPerCallSecond": 1000 * (cpu1 - cpu0) / (n * ceiling.hold),
+    }
+
+
+def search_ceiling(
+    ceiling: CeilingOptions,
+    attempt: Callable[[int], bool],
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, int | None, str, int]:
+    """N up from ``start`` by ``step`` until ``attempt(N)`` says not served, then bisection
+    between the last served N and that one. Bounded by ``max_n``, ``max_tries`` and
+    ``budget`` seconds. Returns (largest N served, smallest N not served or None, what
+    stopped the search, tries made)."""
+    deadline = clock() + ceiling.budget
+    tries = 0
+    served, refused = 0, None
+    stopped = ""
+
+    def room() -> bool:
+        nonlocal stopped
+        if tries >= ceiling.max_tries:
+            stopped = "tries"
+        elif clock() >= deadline:
+            stopped = "time budget"
+        return not stopped
+
+    def serves(n: int) -> bool:
+        nonlocal tries
+        tries += 1
+        return attempt(n)
+
+    n = ceiling.start
+    while refused is None and n <= ceiling.max_n and room():
+        if serves(n):
+            served, n = n, n + ceiling.step
+        else:
+            refused = n
+    if refused is None and not stopped:
+        stopped = "max N"
+    while refused is not None and refused - served > 1 and room():
+        mid = (served + refused) // 2
+        if serves(mid):
+            served = mid
+        else:
+            refused = mid
+    if refused is not None and refused - served <= 1:
+        stopped = "bracketed"
+    return served, refused, stopped, tries
+
+
+def probe_ceiling(opts: Options, seed: int) -> dict[str, Any]:
+    """The official client's ceiling, measured (see :func:`search_ceiling`): every try is
+    a :func:`ceiling_point` of its own."""
+    ceiling = opts.ceiling or CeilingOptions()
+    tries: list[dict[str, Any]] = []
+
+    def attempt(n: int) -> bool:
+        try:
+            p = trio.run(ceiling_point, n, opts, seed + len(tries))
+        except Exception as exc:  # a try that broke counts as not served
+            p = {"n": n, "served": False, "error": repr(exc)[:2000]}
+        tries.append(p)
+        print(
+            f"  ceiling N={n:<4} {'served' if p['served'] else 'NOT served'}: "
+            f"{p.get('live', '-')} live, {p.get('echoing', '-')} echoing, "
+            f"{p.get('refusals', '-')} refusals"
+            + (f"  {p['error'][:200]}" if "error" in p else ""),
+            flush=True,
+        )
+        return bool(p["served"])
+
+    served, refused, stopped, _ = search_ceiling(ceiling, attempt)
+    return {
+        "placement": "all N calls placed at once, a fresh process per try",
+        "holdSeconds": ceiling.hold,
+        "served": served,
+        "refused": refused,
+        "stoppedBy": stopped,
+        "tries": tries,
+    }
+
+
 def _stale_bytes(heard: bytes, interrupts: list[tuple[float, int]]) -> int:
     """Bytes of turn <= k+1 heard after the (k+1)-th interrupt, summed over interrupts."""
     stale = 0
@@ -531,7 +757,7 @@ async def interrupt_point(client: str, opts: Options, seed: int) -> dict[str, An
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             extra = ["--mode", "interrupt", "--turns", str(turns)]
             extra += ["--turn-seconds", str(opts.turn_seconds), "--seed", str(seed)]
-            agent = Agent(client, sandbox, Path(tmp), extra)
+            agent = Agent(client, sandbox, Path(tmp), extra, opts.equal_buffer)
             async with agent.running():
                 await _wait_until(
                     lambda: len(sandbox.control_connections) >= 1, 30, agent, "the agent"
@@ -660,21 +886,27 @@ def summarise_echo(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str
             entry["runs"] = len(runs)
             entry["integrity"] = all(r["integrity"] for r in runs)
             entry["saturated"] = any(r["saturated"] for r in runs)
+            entry["saturatedRuns"] = sum(bool(r["saturated"]) for r in runs)
             entry["saturation"] = sorted({why for r in runs for why in r.get("saturation", [])})
             entry["server"] = runs[0].get("server", "sandbox")
     return out
 
 
-def interrupt_ratios(points: list[dict[str, Any]]) -> dict[str, float]:
-    """Per metric: the median over repetitions of ours / official in the same repetition."""
+def interrupt_ratios(points: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per pair ``"<ours>/official"`` and metric: the median over repetitions of our
+    engine's value over the official client's in the same repetition."""
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     for p in points:
         runs.setdefault(int(p.get("rep", 0)), {})[p["client"]] = p
-    pairs = [r for r in runs.values() if "ours" in r and "official" in r]
-    return {
-        m: median([ratio(_num(r["ours"][m]), _num(r["official"][m])) for r in pairs])
-        for m in INTERRUPT_METRICS
-    }
+    out: dict[str, dict[str, float]] = {}
+    for ours in OURS:
+        pairs = [r for r in runs.values() if ours in r and "official" in r]
+        if pairs:
+            out[f"{ours}/official"] = {
+                m: median([ratio(_num(r[ours][m]), _num(r["official"][m])) for r in pairs])
+                for m in INTERRUPT_METRICS
+            }
+    return out
 
 
 def summarise_interrupt(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -723,23 +955,64 @@ def targets(
         )
 
     cpu = "cpuMsPerCallSecond"
+    add(
+        "CPU per call-second, ours-websockets / official", ("ours-websockets", "official"), cpu, 1.0
+    )
+    add(
+        "CPU per call-second, ours-websockets / official (moonshot)",
+        ("ours-websockets", "official"),
+        cpu,
+        0.8,
+    )
     add("CPU per call-second, ours / floor", ("ours", "floor"), cpu, 1.15)
-    add("CPU per call-second, ours / official", ("ours", "official"), cpu, 1.0)
-    add("RSS per call, ours / official", ("ours", "official"), "rssPerCall", 0.25)
-    add("pull fill p50, ours / official", ("ours", "official"), "pullP50Ms", 1.0)
-    if "ours" in interrupt:
-        stale = float(interrupt["ours"]["staleBytesMax"])
-        rows.append(
-            {
-                "target": "stale bytes after interrupt (ours, worst run)",
-                "n": "-",
-                "value": stale,
-                "limit": 0.0,
-                "met": stale == 0,
-                "saturated": False,
-            }
-        )
+    for ours in OURS:
+        add(f"RSS per call, {ours} / official (defaults)", (ours, "official"), "rssPerCall", 0.25)
+    add(
+        "RSS per call, ours / official (equal buffers)",
+        ("ours-eqbuf", "official-eqbuf"),
+        "rssPerCall",
+        1.0,
+    )
+    for ours in OURS:
+        add(f"pull fill p50, {ours} / official", (ours, "official"), "pullP50Ms", 1.0)
+    for ours in OURS:
+        entry = echo.get("200", {}).get(ours)
+        if entry is not None:
+            rows.append(
+                {
+                    "target": f"200 calls unsaturated ({ours}, saturated runs)",
+                    "n": "200",
+                    "value": float(entry.get("saturatedRuns", int(entry["saturated"]))),
+                    "limit": 0.0,
+                    "met": not entry["saturated"],
+                    "saturated": bool(entry["saturated"]),
+                }
+            )
+    for ours in OURS:
+        if ours in interrupt:
+            stale = float(interrupt[ours]["staleBytesMax"])
+            rows.append(
+                {
+                    "target": f"stale bytes after interrupt ({ours}, worst run)",
+                    "n": "-",
+                    "value": stale,
+                    "limit": 0.0,
+                    "met": stale == 0,
+                    "saturated": False,
+                }
+            )
     return rows
+
+
+TABLE_CLIENTS = ("ours", "ours-websockets", "official", "floor")
+TABLE_PAIRS = (
+    "ours/official",
+    "ours-websockets/official",
+    "ours/floor",
+    "ours-websockets/floor",
+    "ours-websockets/ours",
+    "official/floor",
+)
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -750,7 +1023,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Run {meta['date']} on {meta['machine']}; {meta['python']}; server: {server}; "
         f"{meta['reps']} repetition(s), {meta['seconds']:g} s measured per point. Values are "
         "medians over the repetitions; each ratio is the median of per-repetition ratios "
-        "(the two clients ran back to back in each repetition).",
+        "(the two clients ran in the same repetition at the same N, within a few runs of "
+        "each other). `ours` is telcoflow_trio on its default engine (trio-websocket), "
+        "`ours-websockets` on websockets' sans-I/O protocol.",
         "",
     ]
 
@@ -765,28 +1040,27 @@ def markdown(doc: dict[str, Any]) -> str:
         found = ratios.get(n, {}).get(pair)
         return fmt(None if found is None else float(found[metric]), ".2f")
 
+    shown = [c for c in TABLE_CLIENTS if any(c in echo[n] for n in echo)]
+    shown_pairs = [p for p in TABLE_PAIRS if any(p in ratios.get(n, {}) for n in echo)]
+    main_ns = [n for n in sorted(echo, key=int) if any(c in echo[n] for c in shown)]
+
     def section(title: str, metric: str, spec: str, scale: float = 1.0) -> None:
         lines.extend([f"**{title}**", ""])
-        row(["N", "ours", "official", "ours/official", "floor", "ours/floor", "official/floor"])
-        row(["---:"] * 7)
-        for n in sorted(echo, key=int):
-            o, t, f = (echo[n].get(c, {}) for c in ("ours", "official", "floor"))
-            sat = " (saturated)" if any(e.get("saturated") for e in (o, t, f)) else ""
-
+        row(["N", *shown, *shown_pairs])
+        row(["---:"] * (1 + len(shown) + len(shown_pairs)))
+        for n in main_ns:
+            entries = [echo[n].get(c, {}) for c in shown]
+            sat = " (saturated)" if any(e.get("saturated") for e in entries) else ""
             row(
                 [
                     n + sat,
-                    cell(o, metric, spec, scale),
-                    cell(t, metric, spec, scale),
-                    paired(n, "ours/official", metric),
-                    cell(f, metric, spec, scale),
-                    paired(n, "ours/floor", metric),
-                    paired(n, "official/floor", metric),
+                    *(cell(e, metric, spec, scale) for e in entries),
+                    *(paired(n, pair, metric) for pair in shown_pairs),
                 ]
             )
         lines.append("")
 
-    if echo:
+    if main_ns:
         section("Agent CPU, ms per call-second", "cpuMsPerCallSecond", ".3g")
         section("RSS per call above idle, KiB", "rssPerCall", ".4g", 1 / 1024)
         section("Peak RSS, MiB", "peakRss", ".4g", 1 / 2**20)
@@ -794,6 +1068,37 @@ def markdown(doc: dict[str, Any]) -> str:
         section("Pull fill time p99, ms", "pullP99Ms", ".3g")
         section("Whisper round trip p50, ms", "commandP50Ms", ".3g")
         section("Whisper round trip p99, ms", "commandP99Ms", ".3g")
+    eq_ns = [n for n in sorted(echo, key=int) if all(c in echo[n] for c in EQUAL_BUFFER)]
+    if eq_ns:
+        size = int(meta.get("equalBuffer") or EQUAL_BUFFER_SIZE)
+        lines.extend(
+            [
+                f"**RSS at equal buffer sizes** (both clients' outgoing buffer "
+                f"{size // 1024} KiB per call, `buffer_size={size}`). At their defaults both "
+                "buffers are 1 MiB (`DEFAULT_BUFFER_SIZE`, the official client's default too): "
+                "the official client allocates its ring buffer whole when a call starts, "
+                "ours holds only the chunks queued, so the tables above compare RSS at equal "
+                "configured sizes but unequal allocations; here the official client's "
+                "allocation shrinks to the same small size.",
+                "",
+            ]
+        )
+        row(["N", "ours, KiB/call", "official, KiB/call", "ours/official"])
+        row(["---:"] * 4)
+        pair = "ours-eqbuf/official-eqbuf"
+        for n in eq_ns:
+            o, t = echo[n]["ours-eqbuf"], echo[n]["official-eqbuf"]
+            sat = " (saturated)" if o.get("saturated") or t.get("saturated") else ""
+            row(
+                [
+                    n + sat,
+                    cell(o, "rssPerCall", ".4g", 1 / 1024),
+                    cell(t, "rssPerCall", ".4g", 1 / 1024),
+                    paired(n, pair, "rssPerCall"),
+                ]
+            )
+        lines.append("")
+    if echo:
         lines.extend(["**Underruns, echo integrity, server load**", ""])
         row(
             [
@@ -834,10 +1139,12 @@ def markdown(doc: dict[str, Any]) -> str:
                 "",
             ]
         )
-        row(["metric", "ours", "official", "ours/official"])
-        row(["---", "---:", "---:", "---:"])
-        o, t = intr.get("ours", {}), intr.get("official", {})
+        ours_shown = [c for c in OURS if c in intr]
         intr_ratios = doc["interrupt"].get("ratios", {})
+        ratio_cols = [f"{c}/official" for c in ours_shown if f"{c}/official" in intr_ratios]
+        columns = [*ours_shown, *(["official"] if "official" in intr else [])]
+        row(["metric", *columns, *ratio_cols])
+        row(["---", *(["---:"] * (len(columns) + len(ratio_cols)))])
         for metric, label in (
             ("staleBytesMax", "stale bytes after agent.interrupt (worst run)"),
             ("clearToInterruptP50Ms", "clear() → agent.interrupt at sandbox, p50 ms"),
@@ -845,11 +1152,17 @@ def markdown(doc: dict[str, Any]) -> str:
             ("clearCallP50Ms", "clear() call returns, p50 ms"),
             ("clearCallP99Ms", "clear() call returns, p99 ms"),
         ):
-            ov = float(o[metric]) if o else math.nan
-            tv = float(t[metric]) if t else math.nan
-            paired = intr_ratios.get(metric)
-            row([label, fmt(ov, ".3g"), fmt(tv, ".3g"), fmt(_num(paired), ".2f")])
+            row(
+                [
+                    label,
+                    *(fmt(_num(intr[c][metric]), ".3g") for c in columns),
+                    *(fmt(_num(intr_ratios[r].get(metric)), ".2f") for r in ratio_cols),
+                ]
+            )
         lines.append("")
+    ceiling = doc.get("ceiling")
+    if ceiling:
+        lines.extend(ceiling_markdown(ceiling))
     if doc["targets"]:
         lines.extend(["**Targets**", ""])
         row(["target", "at N", "value", "limit", "met"])
@@ -871,6 +1184,55 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ceiling_markdown(ceiling: dict[str, Any]) -> list[str]:
+    """The official client's ceiling probe as a paragraph and a table."""
+    refused = ceiling.get("refused")
+    verdict = (
+        f"served up to N = {ceiling['served']}, not served at N = {refused}"
+        if refused is not None
+        else f"served every N tried, up to {ceiling['served']} (no refusal found)"
+    )
+    lines = [
+        "**The official client's ceiling** (one process; "
+        f"{ceiling['placement']}; whispers as in the echo benchmark; a try is served when "
+        f"every call goes live, every caller's echo grows over a {ceiling['holdSeconds']:g} s "
+        f"hold, and the client logs no `{HISTORY_LIMIT}`): {verdict} "
+        f"(stopped by: {ceiling['stoppedBy']}).",
+        "",
+        "| N | served | live | echoing | refusals logged | setup s | CPU ms per call-second |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for t in ceiling["tries"]:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(t["n"]),
+                    fmt(bool(t["served"])),
+                    fmt(t.get("live")),
+                    fmt(t.get("echoing")),
+                    fmt(t.get("refusals")),
+                    fmt(t.get("setupSeconds"), ".3g"),
+                    fmt(t.get("cpuMsPerCallSecond"), ".3g"),
+                ]
+            )
+            + " |"
+        )
+    said = next((t["refusal"] for t in ceiling["tries"] if t.get("refusal")), "")
+    if said:
+        lines.extend(["", f"What it logged: `{said}`"])
+    lines.append("")
+    return lines
+
+
+CHART_STYLES = (
+    ("ours", "o-"),
+    ("ours-websockets", "D-"),
+    ("official", "s--"),
+    ("floor", "^:"),
+)
+
+
 def chart(doc: dict[str, Any], path: Path) -> bool:
     """CPU per call-second and p99 pull latency against N; False without matplotlib."""
     try:
@@ -882,7 +1244,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     echo = doc["echo"]["summary"]
     ns = sorted(echo, key=int)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for client, style in (("ours", "o-"), ("official", "s--"), ("floor", "^:")):
+    for client, style in CHART_STYLES:
         xs = [int(n) for n in ns if client in echo[n]]
         if not xs:
             continue
@@ -908,7 +1270,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
 
 def _print_echo(p: dict[str, Any]) -> None:
     print(
-        f"  N={p['n']:<4} {p['client']:9} cpu {p['cpuMsPerCallSecond']:7.2f} ms/call-s  "
+        f"  N={p['n']:<4} {p['client']:15} cpu {p['cpuMsPerCallSecond']:7.2f} ms/call-s  "
         f"rss/call {p['rssPerCall'] / 1024:8.1f} KiB  pull p50/p99 "
         f"{fmt(p['pullP50Ms'], '.3g')}/{fmt(p['pullP99Ms'], '.3g')} ms  "
         f"underruns {p['underruns']}  integrity {fmt(p['integrity'])}  "
@@ -920,19 +1282,55 @@ def _print_echo(p: dict[str, Any]) -> None:
     )
 
 
-def run_order(clients: list[str], turn: int) -> list[str]:
-    """The order of one repetition's runs at one N: ours between the references, which
-    swap sides from turn to turn, so ours runs back to back with each reference and each
-    pair runs in both orders."""
-    if "ours" not in clients:
-        shift = turn % len(clients)
+def clients_at(n: int, opts: Options) -> list[str]:
+    """The clients measured at ``n``: the equal-buffer pair only at its points, the
+    official client's agents only up to ``--official-max``."""
+    chosen = []
+    for client in opts.clients:
+        if client in EQUAL_BUFFER:
+            if opts.equal_buffer <= 0 or n not in opts.equal_buffer_points:
+                continue
+        elif n not in opts.points:
+            continue
+        if CLIENTS[client][0] == "official" and n > opts.official_max:
+            continue
+        chosen.append(client)
+    return chosen
+
+
+def _main_order(clients: list[str], turn: int) -> list[str]:
+    ours = [c for c in clients if c in OURS]
+    refs = [c for c in clients if c not in OURS]
+    if not ours or not refs:
+        shift = turn % len(clients) if clients else 0
         return clients[shift:] + clients[:shift]
-    refs = [c for c in clients if c != "ours"]
     if turn % 2:
         refs.reverse()
-    if len(refs) == 1 and turn % 2:
-        return ["ours", *refs]
-    return [*refs[:1], "ours", *refs[1:]]
+    first, others = ours[0], ours[1:]
+    if len(refs) == 1:
+        order = [first, refs[0]] if turn % 2 else [refs[0], first]
+        # A second engine goes on the reference's other side, so it too is next to it.
+        for k, engine in enumerate(others):
+            order = [engine, *order] if (turn + k) % 2 == 0 else [*order, engine]
+        return order
+    order = [refs[0], first, *refs[1:]]
+    for k, engine in enumerate(others):
+        order = [*order, engine] if (turn // 2 + k) % 2 == 0 else [engine, *order]
+    return order
+
+
+def run_order(clients: list[str], turn: int) -> list[str]:
+    """The order of one repetition's runs at one N. The default engine (``ours``) runs
+    between the references, which swap sides from turn to turn, so it runs back to back
+    with each reference and each pair runs in both orders; the other engine runs at one
+    end, next to one reference, then the other, in both orders over four turns. The
+    equal-buffer pair runs back to back, before or after the rest."""
+    main = [c for c in clients if c not in EQUAL_BUFFER]
+    pair = [c for c in clients if c in EQUAL_BUFFER]
+    if turn % 2:
+        pair.reverse()
+    order = _main_order(main, turn)
+    return [*order, *pair] if turn % 2 == 0 else [*pair, *order]
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -941,14 +1339,13 @@ def run(opts: Options) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
     seed = 1
     if not opts.skip_echo:
+        extra = opts.equal_buffer_points if opts.equal_buffer > 0 else []
+        points = sorted(set(opts.points) | set(extra))
         for rep in range(opts.reps):
             print(f"echo, repetition {rep + 1}/{opts.reps}", flush=True)
-            for i, n in enumerate(opts.points):
-                # The official client cannot serve many calls (see the README): it runs
-                # only where it can.
-                clients = [c for c in opts.clients if c != "official" or n <= opts.official_max]
+            for i, n in enumerate(points):
                 seed += 1  # the clients of a pair hear the same caller
-                for client in run_order(clients, rep + i):
+                for client in run_order(clients_at(n, opts), rep + i):
                     try:
                         p = trio.run(echo_point, client, n, opts, seed)
                     except Exception as exc:  # one failed point must not lose the others
@@ -961,15 +1358,15 @@ def run(opts: Options) -> dict[str, Any]:
                                 "error": repr(exc)[:2000],
                             }
                         )
-                        print(f"  N={n:<4} {client:9} FAILED: {exc!r}"[:300], flush=True)
+                        print(f"  N={n:<4} {client:15} FAILED: {exc!r}"[:300], flush=True)
                         continue
                     p["rep"] = rep
                     echo_points.append(p)
                     _print_echo(p)
     if not opts.skip_interrupt:
-        clients = [c for c in opts.clients if c != "floor"]
+        clients = [c for c in opts.clients if c in (*OURS, "official")]
         for rep in range(opts.interrupt_reps):
-            shift = rep % len(clients)
+            shift = rep % len(clients) if clients else 0
             for client in clients[shift:] + clients[:shift]:
                 seed += 1
                 try:
@@ -983,16 +1380,20 @@ def run(opts: Options) -> dict[str, Any]:
                             "error": repr(exc)[:2000],
                         }
                     )
-                    print(f"  interrupt {client:9} FAILED: {exc!r}"[:300], flush=True)
+                    print(f"  interrupt {client:15} FAILED: {exc!r}"[:300], flush=True)
                     continue
                 p["rep"] = rep
                 intr_points.append(p)
                 print(
-                    f"  interrupt {client:9} stale {p['staleBytes']} B of {p['heardBytes']}  "
+                    f"  interrupt {client:15} stale {p['staleBytes']} B of {p['heardBytes']}  "
                     f"clear→interrupt p50/p99 {p['clearToInterruptP50Ms']:.2f}/"
                     f"{p['clearToInterruptP99Ms']:.2f} ms  ({p['interrupts']} interrupts)",
                     flush=True,
                 )
+    ceiling = None
+    if opts.ceiling is not None:
+        print("official client's ceiling", flush=True)
+        ceiling = probe_ceiling(opts, seed + 1000)
     doc = {
         "meta": {
             "date": date.today().isoformat(),
@@ -1002,6 +1403,10 @@ def run(opts: Options) -> dict[str, Any]:
             "interruptReps": opts.interrupt_reps,
             "seconds": opts.seconds,
             "points": opts.points,
+            "clients": opts.clients,
+            "transports": {"ours": "trio-websocket", "ours-websockets": "websockets"},
+            "equalBuffer": opts.equal_buffer,
+            "equalBufferPoints": opts.equal_buffer_points,
             "sampleRate": SAMPLE_RATE,
             "pullInterval": PULL_INTERVAL,
             "lead": LEAD,
@@ -1016,6 +1421,8 @@ def run(opts: Options) -> dict[str, Any]:
         "interrupt": {"points": intr_points},
         "failures": failures,
     }
+    if ceiling is not None:
+        doc["ceiling"] = ceiling
     summarise(doc)
     return doc
 
@@ -1030,11 +1437,19 @@ def summarise(doc: dict[str, Any]) -> None:
     doc["targets"] = targets(echo["summary"], intr["summary"], echo["ratios"])
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def parse(argv: list[str] | None) -> Options:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke mode: tiny, one run each")
     p.add_argument("--points", default=None, help="comma-separated call counts")
-    p.add_argument("--clients", default="ours,official,floor")
+    p.add_argument(
+        "--clients",
+        default=",".join(DEFAULT_CLIENTS),
+        help=f"comma-separated, from {', '.join(CLIENTS)}",
+    )
     p.add_argument(
         "--server",
         choices=("loadgen", "sandbox"),
@@ -1053,6 +1468,17 @@ def parse(argv: list[str] | None) -> Options:
         default=4,
         help="loadgen: calls spread over this many phases of each 20 ms frame (see README)",
     )
+    p.add_argument(
+        "--equal-buffer",
+        type=int,
+        default=EQUAL_BUFFER_SIZE,
+        help="outgoing buffer (bytes, a power of two) of ours-eqbuf and official-eqbuf; 0: skip",
+    )
+    p.add_argument(
+        "--equal-buffer-points",
+        default=None,
+        help="N of the equal-buffer pair (default: the largest point up to 50 and --official-max)",
+    )
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="measured seconds per point")
     p.add_argument("--interrupt-calls", type=int, default=None)
@@ -1060,17 +1486,31 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--interrupt-reps", type=int, default=None)
     p.add_argument("--skip-echo", action="store_true")
     p.add_argument("--skip-interrupt", action="store_true")
+    p.add_argument("--skip-ceiling", action="store_true", help="leave out the ceiling probe")
+    p.add_argument(
+        "--official-ceiling",
+        action="store_true",
+        help="only probe the official client's ceiling (writes ceiling.json/.md, not calls.*)",
+    )
+    p.add_argument("--ceiling-start", type=int, default=None, help="first N tried (20)")
+    p.add_argument("--ceiling-step", type=int, default=None, help="N's step up to a refusal (20)")
+    p.add_argument("--ceiling-max", type=int, default=None, help="largest N tried (200)")
+    p.add_argument("--ceiling-hold", type=float, default=None, help="seconds held per try (3)")
+    p.add_argument(
+        "--ceiling-budget", type=float, default=None, help="seconds for the whole probe (300)"
+    )
+    p.add_argument("--ceiling-tries", type=int, default=None, help="most tries (16)")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--no-chart", action="store_true")
     a = p.parse_args(argv)
     q = a.quick
     points = a.points or ("2" if q else "1,25,50,100,150,200")
     clients = [c.strip() for c in a.clients.split(",") if c.strip()]
-    unknown = set(clients) - set(AGENTS)
+    unknown = set(clients) - set(CLIENTS)
     if unknown or not clients:
-        p.error(f"unknown clients: {sorted(unknown)}; choose from {sorted(AGENTS)}")
+        p.error(f"unknown clients: {sorted(unknown)}; choose from {list(CLIENTS)}")
     opts = Options(
-        points=[int(x) for x in points.split(",")],
+        points=_ints(points),
         clients=clients,
         reps=a.reps if a.reps is not None else (1 if q else 3),
         seconds=a.seconds if a.seconds is not None else (1.0 if q else 6.0),
@@ -1079,19 +1519,50 @@ def parse(argv: list[str] | None) -> Options:
         interrupt_turns=a.interrupt_turns if a.interrupt_turns is not None else (2 if q else 10),
         turn_seconds=0.6 if q else 3.0,
         interrupt_reps=a.interrupt_reps if a.interrupt_reps is not None else (1 if q else 3),
-        skip_echo=a.skip_echo,
-        skip_interrupt=a.skip_interrupt,
+        skip_echo=a.skip_echo or a.official_ceiling,
+        skip_interrupt=a.skip_interrupt or a.official_ceiling,
         out_dir=Path(a.out_dir),
         chart=not a.no_chart,
         quick=q,
         server=a.server,
         official_max=a.official_max,
         phases=a.phases,
+        equal_buffer=a.equal_buffer,
     )
     if opts.reps < 1 or opts.interrupt_reps < 1 or opts.seconds <= 0:
         p.error("--reps, --interrupt-reps and --seconds must be positive")
     if not 1 <= opts.interrupt_turns <= 255:
         p.error("--interrupt-turns must be in 1..255")
+    if any(n < 1 for n in opts.points) or not opts.points:
+        p.error("--points must be positive call counts")
+    size = opts.equal_buffer
+    if size < 0 or size & (size - 1):
+        p.error("--equal-buffer must be 0 or a power of two")
+    if a.equal_buffer_points is not None:
+        opts.equal_buffer_points = _ints(a.equal_buffer_points)
+    else:
+        fits = [n for n in opts.points if n <= min(50, opts.official_max)]
+        opts.equal_buffer_points = [max(fits)] if fits else []
+    if any(n < 1 or n > opts.official_max for n in opts.equal_buffer_points):
+        p.error("--equal-buffer-points must be in 1..--official-max (the official client runs)")
+    if not a.skip_ceiling or a.official_ceiling:
+        c = (
+            CeilingOptions(start=2, step=2, max_n=4, hold=1.0, budget=60.0, max_tries=4)
+            if q
+            else (CeilingOptions())
+        )
+        c.start = a.ceiling_start if a.ceiling_start is not None else c.start
+        c.step = a.ceiling_step if a.ceiling_step is not None else c.step
+        c.max_n = a.ceiling_max if a.ceiling_max is not None else c.max_n
+        c.hold = a.ceiling_hold if a.ceiling_hold is not None else c.hold
+        c.budget = a.ceiling_budget if a.ceiling_budget is not None else c.budget
+        c.max_tries = a.ceiling_tries if a.ceiling_tries is not None else c.max_tries
+        if not (1 <= c.start <= c.max_n <= 1000 and c.step >= 1 and c.max_tries >= 1):
+            p.error("ceiling: need 1 <= --ceiling-start <= --ceiling-max <= 1000, step, tries >= 1")
+        if not (0 < c.hold <= 60 and 0 < c.budget <= 3600):
+            p.error("ceiling: --ceiling-hold in (0, 60] s, --ceiling-budget in (0, 3600] s")
+        opts.ceiling = c
+    opts.stem = "ceiling" if a.official_ceiling else "calls"
     return opts
 
 
@@ -1105,19 +1576,24 @@ def main(argv: list[str] | None = None) -> int:
         summarise(doc)
         path.write_text(json.dumps(clean(doc), indent=1) + "\n")
         path.with_suffix(".md").write_text(markdown(doc) + "\n")
-        chart(doc, path.with_suffix(".png"))
+        if doc["echo"]["summary"]:
+            chart(doc, path.with_suffix(".png"))
         return 0
     opts = parse(argv)
+    started = time.monotonic()
     doc = run(opts)
+    doc["meta"]["wallSeconds"] = round(time.monotonic() - started, 1)
     opts.out_dir.mkdir(parents=True, exist_ok=True)
-    (opts.out_dir / "calls.json").write_text(json.dumps(clean(doc), indent=1) + "\n")
+    (opts.out_dir / f"{opts.stem}.json").write_text(json.dumps(clean(doc), indent=1) + "\n")
     table = markdown(doc)
-    (opts.out_dir / "calls.md").write_text(table + "\n")
+    (opts.out_dir / f"{opts.stem}.md").write_text(table + "\n")
     print()
     print(table)
     if opts.chart and doc["echo"]["summary"]:
-        drawn = chart(doc, opts.out_dir / "calls.png")
-        print("chart:", opts.out_dir / "calls.png" if drawn else "skipped (no matplotlib)")
+        png = opts.out_dir / f"{opts.stem}.png"
+        drawn = chart(doc, png)
+        print("chart:", png if drawn else "skipped (no matplotlib)")
+    print(f"wall time {doc['meta']['wallSeconds']:g} s")
     return 0
 
 

@@ -47,8 +47,10 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "calls.json").read_text())
     assert doc["failures"] == []
 
+    bench = _load_bench_calls()
+    clients = set(bench.DEFAULT_CLIENTS)
     echo = doc["echo"]["points"]
-    assert {p["client"] for p in echo} == {"ours", "official", "floor"}
+    assert {p["client"] for p in echo} == clients
     for p in echo:
         assert p["integrity"] is True, p
         assert p["agentCalls"] == p["n"], p
@@ -57,21 +59,39 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
         for key in ("cpuMsPerCallSecond", "peakRss", "rssPerCall", "pullP50Ms", "pullP99Ms"):
             assert _finite(p[key]), (key, p)
     summary = doc["echo"]["summary"]
-    assert set(summary["2"]) == {"ours", "official", "floor"}
+    assert set(summary["2"]) == clients
+    ratios = doc["echo"]["ratios"]["2"]
+    for pair in ("ours-websockets/official", "ours/floor", "ours-eqbuf/official-eqbuf"):
+        assert _finite(ratios[pair]["cpuMsPerCallSecond"]), pair
+        assert ratios[pair]["reps"] == 1, pair
 
     interrupts = doc["interrupt"]["points"]
-    assert {p["client"] for p in interrupts} == {"ours", "official"}
+    assert {p["client"] for p in interrupts} == {"ours", "ours-websockets", "official"}
     for p in interrupts:
         assert p["interrupts"] == p["turns"], p
         assert _finite(p["clearToInterruptP50Ms"]), p
-        if p["client"] == "ours":
+        if p["client"] != "official":
             assert p["staleBytes"] == 0, p
 
+    ceiling = doc["ceiling"]
+    assert [t["n"] for t in ceiling["tries"]] == [2, 4]
+    assert all(t["served"] and t["live"] == t["n"] == t["echoing"] for t in ceiling["tries"])
+    assert (ceiling["served"], ceiling["refused"], ceiling["stoppedBy"]) == (4, None, "max N")
+
     targets = {t["target"]: t for t in doc["targets"]}
-    assert "stale bytes after interrupt (ours, worst run)" in targets
-    assert targets["stale bytes after interrupt (ours, worst run)"]["met"] is True
+    for ours in ("ours", "ours-websockets"):
+        assert targets[f"stale bytes after interrupt ({ours}, worst run)"]["met"] is True
+    for name in (
+        "CPU per call-second, ours-websockets / official",
+        "CPU per call-second, ours / floor",
+        "RSS per call, ours / official (defaults)",
+        "RSS per call, ours / official (equal buffers)",
+    ):
+        assert _finite(targets[name]["value"]), name
     table = (tmp_path / "calls.md").read_text()
-    assert "| N | ours | official |" in table
+    assert "| N | ours | ours-websockets | official | floor |" in table
+    assert "**RSS at equal buffer sizes**" in table
+    assert "**The official client's ceiling**" in table
     assert "**Targets**" in table
 
 
