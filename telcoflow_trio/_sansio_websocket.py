@@ -6,7 +6,8 @@ I/O over a trio stream that it owns, as ``_websocket`` does for trio-websocket, 
 the same guarantees and errors (see :class:`telcoflow_trio._transport.MessageSocket`):
 
 - one reader task per socket reads the stream, feeds the protocol, answers pings and the
-  peer's close, and queues whole messages (at most ``message_queue_size``) for ``receive``;
+  peer's close, and hands whole messages to ``receive_each``'s handler as it assembles
+  them, or queues them (at most ``message_queue_size``) for ``receive``;
 - every write (a message, a pong, a ping, a close frame, the upgrade request) goes through
   one lock and one ``send_all``, shielded, within :data:`~telcoflow_trio._transport.WRITE_TIMEOUT`;
   a write that fails, sticks or is interrupted closes the stream at once, and nothing is
@@ -20,13 +21,12 @@ layer and trio-websocket's per-message machinery are not on its path; measured b
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from typing import Final
+from typing import Final, NoReturn
 
 import trio
 import websockets
@@ -43,6 +43,7 @@ from websockets.version import version as websockets_version
 from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
+from ._inbox import Inbox, MessageHandler
 from ._transport import MessageSocket, SocketClosed, redact, refusal_error
 
 __all__ = [
@@ -137,9 +138,7 @@ class SansIOWebSocket(MessageSocket):
         self._warned_stuck = False
         self._scopes: set[trio.CancelScope] = set()
         self._tasks_cancelled = False
-        self._messages_in, self._messages = trio.open_memory_channel[str | bytes](
-            message_queue_size
-        )
+        self._inbox = Inbox(message_queue_size, self._closed_socket)
         self._parts: list[BytesLike] = []
         self._parts_text = False
         self._invalid = False
@@ -163,6 +162,9 @@ class SansIOWebSocket(MessageSocket):
 
     def _closed_error(self) -> WSSConnectionError:
         return WSSConnectionError(f"{self._what}: the connection is closed")
+
+    def _closed_socket(self) -> SocketClosed:
+        return SocketClosed(self._close_code, self._close_reason)
 
     def _note_close(self, code: int | None, reason: str | None) -> None:
         # The first reason the socket closed is the one every later call reports.
@@ -265,10 +267,11 @@ class SansIOWebSocket(MessageSocket):
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
     async def receive(self) -> str | bytes:
-        try:
-            return await self._messages.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise SocketClosed(self._close_code, self._close_reason) from None
+        return await self._inbox.receive()
+
+    async def receive_each(self, handler: MessageHandler) -> NoReturn:
+        # The reader task calls handler as it assembles each message (_handle).
+        await self._inbox.receive_each(handler)
 
     async def _read(self) -> None:  # noqa: ASYNC910 (private task body)
         """The reader task: stream → protocol → messages, pongs and close replies."""
@@ -296,7 +299,7 @@ class SansIOWebSocket(MessageSocket):
         finally:
             self._reader_done.set()
             self._note_close(_transport.ABNORMAL_CLOSURE, None)
-            self._messages_in.close()
+            self._inbox.end()
             self._wake_pings()
             self._handshake_over.set()
             self._close_reply.set()
@@ -335,13 +338,15 @@ class SansIOWebSocket(MessageSocket):
         for frame in data_frames:
             message = self._assemble(frame)
             if message is not None:
-                await self._deliver(message)
+                # To receive_each's handler, or queued; a full queue stops the reader
+                # (back-pressure), as trio-websocket's does.
+                await self._inbox.put(message)
             elif self._invalid:
                 break
         if protocol.close_rcvd is not None:
             # The peer closed: receive() ends once the messages before its close are read,
             # whether or not the peer then closes TCP promptly.
-            self._messages_in.close()
+            self._inbox.end()
         elif protocol.state is State.CLOSING and not self._close_requested:
             # The protocol failed the connection (invalid frame, too big, bad UTF-8):
             # its close frame goes out, then the stream is closed, as the default engine
@@ -382,16 +387,6 @@ class SansIOWebSocket(MessageSocket):
             self._invalid = True
             self._protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
             return None
-
-    async def _deliver(self, message: str | bytes) -> None:  # noqa: ASYNC910 (private; called by the reader between reads)
-        try:
-            self._messages_in.send_nowait(message)
-        except trio.WouldBlock:
-            # Back-pressure: a full queue stops the reader, as trio-websocket's does.
-            with contextlib.suppress(trio.BrokenResourceError):
-                await self._messages_in.send(message)
-        except trio.BrokenResourceError:
-            pass  # closed by our own aclose: unread messages are discarded
 
     # ── ping ────────────────────────────────────────────────────────────────────────────
 
@@ -443,7 +438,7 @@ class SansIOWebSocket(MessageSocket):
         self._close_requested = True
         self._note_close(_transport.NORMAL_CLOSURE, None)
         # Unread messages are discarded and receive() ends, as trio-websocket's aclose does.
-        self._messages.close()
+        self._inbox.discard()
         deadline = trio.current_time() + _transport.DISCONNECT_TIMEOUT
         try:
             # Shielded: the close frame is a write and must not be cut; the reader, which

@@ -2,8 +2,10 @@
 
 A :class:`MessageSocket` carries whole WebSocket messages: :meth:`~MessageSocket.send` never
 cuts one in half, :meth:`~MessageSocket.receive` returns the next one or raises
-:class:`SocketClosed`, :meth:`~MessageSocket.ping` waits for the pong, and the socket closes
+:class:`SocketClosed` (or :meth:`~MessageSocket.receive_each` hands each one to a synchronous
+handler as it arrives), :meth:`~MessageSocket.ping` waits for the pong, and the socket closes
 politely (:meth:`~MessageSocket.aclose`) or at once (:meth:`~MessageSocket.abort`).
+Each engine's reader task puts whole messages into an :class:`~._inbox.Inbox`.
 
 A :class:`Connector` opens one: ``async with connect(url, headers, tls, what=...) as sock``.
 The default is ``_websocket.open_websocket``, a real WebSocket on trio-websocket;
@@ -21,12 +23,13 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol
 
 import attrs
 import trio
 
 from ._errors import WSSAuthenticationError, WSSConnectionError, WSSError
+from ._inbox import Inbox, MessageHandler
 
 __all__ = [
     "DISCONNECT_TIMEOUT",
@@ -85,6 +88,21 @@ class MessageSocket(abc.ABC):
     @abc.abstractmethod
     async def receive(self) -> str | bytes:
         """The next message; raises :class:`SocketClosed` once the socket is closed."""
+
+    async def receive_each(self, handler: MessageHandler) -> NoReturn:
+        """Hand every message to ``handler``, in order, until the socket closes; then raise
+        :class:`SocketClosed` as :meth:`receive` would.
+
+        An engine with a reader task calls ``handler`` from that task as each message is
+        parsed (see :class:`Inbox`), so a message reaches its owner without a hop through a
+        channel and a task of the owner's; hence ``handler`` must not block. An exception
+        from ``handler`` ends the delivery and is raised here, in the caller's task.
+        Messages queued before the call are handed over first. Cancelling the call ends the
+        delivery: later messages queue for :meth:`receive` again. One call at a time, and
+        no :meth:`receive` meanwhile.
+        """
+        while True:
+            handler(await self.receive())
 
     @abc.abstractmethod
     async def ping(self) -> None:
@@ -202,16 +220,21 @@ class MemorySocket(MessageSocket):
     :class:`SocketClosed` with code 1000 (:meth:`aclose`) or 1006 (:meth:`abort`). The end
     that closes discards what it had not received, as a WebSocket does. Pings are answered
     by the peer until the peer calls :meth:`stop_answering_pings` (a half-dead path).
+    While the peer runs :meth:`receive_each`, ``send`` calls its handler (the sender's task
+    plays the engine's reader task).
     """
 
     def __init__(self, link: _Link) -> None:
         self._link = link
-        self._inbox_send, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
+        self._inbox = Inbox(math.inf, self._closed_error)
         self._peer: MemorySocket = self
         self._answers_pings = True
 
     def __repr__(self) -> str:
         return f"<MemorySocket closed={self.closed}>"
+
+    def _closed_error(self) -> SocketClosed:
+        return SocketClosed(self._link.code, self._link.reason)
 
     @property
     def closed(self) -> bool:
@@ -232,15 +255,17 @@ class MemorySocket(MessageSocket):
         if self._link.closed:
             await trio.lowlevel.checkpoint()
             raise WSSConnectionError("memory socket: the connection is closed")
-        self._peer._inbox_send.send_nowait(message)
+        # The peer's receive_each handler, if one runs, takes it here, in this task: as an
+        # engine's reader task would, that is, with no hop through a task of the peer's.
+        self._peer._inbox.put_nowait(message)
         # Delivered whole first, as a real write is shielded; then only a schedule point.
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def receive(self) -> str | bytes:
-        try:
-            return await self._inbox.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise SocketClosed(self._link.code, self._link.reason) from None
+        return await self._inbox.receive()
+
+    async def receive_each(self, handler: MessageHandler) -> NoReturn:
+        await self._inbox.receive_each(handler)
 
     async def ping(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -263,8 +288,8 @@ class MemorySocket(MessageSocket):
         if self._link.closed:
             return
         self._link.code = code
-        self._inbox.close()
-        self._peer._inbox_send.close()
+        self._inbox.discard()
+        self._peer._inbox.end()
         self._link.notify()
 
 

@@ -1,10 +1,12 @@
 """The voice plane connection of one call: audio in, pulled audio out, commands, events.
 
 :meth:`VoiceConnection.run` is started with ``nursery.start()`` and returns once the
-socket is open. It owns one reader task, which never blocks on the application: incoming
-audio goes into the call's :class:`IncomingAudio` (one byte budget for all channels: the
-oldest audio is dropped, counted and logged when it is full), pull requests go to the
+socket is open. Each message is handled synchronously, as the socket's reader parses it
+(``MessageSocket.receive_each``), and never waits on the application: incoming audio goes
+into the call's :class:`IncomingAudio` (one byte budget for all channels: the oldest audio
+is dropped, counted and logged when it is full), pull requests go to the
 :class:`PullServicer`, command responses to their waiters, call events to ``on_event``.
+The connection's reader task only waits for the socket's end, then shuts the connection.
 Every write goes through :meth:`MessageSocket.send`, so no frame is ever cut in half. A
 keep-alive pings the server as the reference client does (every 20 s, 20 s to answer): a
 half-dead socket ends at that deadline, and its end looks like any lost socket to the call.
@@ -38,9 +40,9 @@ logger = logging.getLogger(__name__)
 
 RTT_SAMPLES: Final = 256
 MESSAGE_QUEUE: Final = 32
-"""Messages trio-websocket may hold for our reader. The reader never waits on the
-application, so this stays nearly empty; but with room for a burst (several frames in one
-socket read) the socket's reader task need not stop and switch to ours after each one."""
+"""Messages the engine may queue before our handler is installed (the first moments of the
+connection, or an engine that cannot hand messages over): room for a burst, so that the
+socket's reader need not stop after each message."""
 PING_INTERVAL: Final = 20.0
 PING_TIMEOUT: Final = 20.0
 _PLANE: Final = "voice plane"
@@ -152,31 +154,36 @@ class VoiceConnection:
 
     @trio.lowlevel.enable_ki_protection  # an internal task: see _scope
     async def _reader(self, ws: MessageSocket, scope: trio.CancelScope) -> None:  # noqa: ASYNC910 (private task body)
+        # Waits for the socket's end; the messages themselves are handled in the engine's
+        # reader task (receive_each), one task switch fewer per message.
         try:
-            while True:
-                data = await ws.receive()
-                if type(data) is bytes and len(data) > 1:
-                    # Audio is most of the traffic: decoded inline, without a frame object.
-                    # Anything shorter goes to the decoder, which says why it is ignored.
-                    self._incoming.deliver(data[0], data[1:])
-                    continue
-                frame = voice.decode_server_frame(data)
-                if isinstance(frame, voice.BufferRequest):
-                    self.servicer.on_buffer_request(frame)
-                elif isinstance(frame, voice.CommandResponse):
-                    self._replies.resolve(frame.command_id, frame)
-                elif isinstance(frame, voice.CallEventFrame):
-                    try:
-                        self._on_event(frame)
-                    except Exception:
-                        logger.exception("voice plane: handling %s failed", frame.event)
-                elif isinstance(frame, Unrecognised):
-                    logger.debug("voice plane: ignored frame: %s", frame.reason)
+            await ws.receive_each(self._on_message)
         except SocketClosed as exc:
             logger.debug("voice plane: %s", exc)
         finally:
             self._shut()
             scope.cancel()
+
+    def _on_message(self, data: str | bytes) -> None:
+        """One message from the server. Synchronous, and never waits on the application:
+        audio goes into the byte budget, pull requests to the servicer's queue."""
+        if type(data) is bytes and len(data) > 1:
+            # Audio is most of the traffic: decoded inline, without a frame object.
+            # Anything shorter goes to the decoder, which says why it is ignored.
+            self._incoming.deliver(data[0], data[1:])
+            return
+        frame = voice.decode_server_frame(data)
+        if isinstance(frame, voice.BufferRequest):
+            self.servicer.on_buffer_request(frame)
+        elif isinstance(frame, voice.CommandResponse):
+            self._replies.resolve(frame.command_id, frame)
+        elif isinstance(frame, voice.CallEventFrame):
+            try:
+                self._on_event(frame)
+            except Exception:
+                logger.exception("voice plane: handling %s failed", frame.event)
+        elif isinstance(frame, Unrecognised):
+            logger.debug("voice plane: ignored frame: %s", frame.reason)
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 

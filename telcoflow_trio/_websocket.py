@@ -13,7 +13,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from typing import cast
+from typing import NoReturn, cast
 
 import attrs
 import trio
@@ -22,11 +22,49 @@ import trio_websocket
 from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
+from ._inbox import Inbox, MessageHandler
 from ._transport import MessageSocket, SocketClosed, refusal_error
 
 __all__ = ["TrioWebSocket", "open_websocket", "wrap_stream"]
 
 logger = logging.getLogger(__name__)
+
+
+class _Feed:
+    """Stands in for the memory channel into which trio-websocket's reader task sends each
+    whole message (the connection's private ``_send_channel``), and puts the messages into
+    our :class:`~telcoflow_trio._inbox.Inbox` instead: so ``receive_each``'s handler
+    runs in that reader task, with no hop through the channel and a task of the owner's.
+
+    It has what the reader uses of the channel: ``send``, ``aclose`` (the peer closed) and
+    ``async with`` (the reader ended). Installed only where that attribute is the memory
+    channel this was written against (trio-websocket 0.12); elsewhere the socket
+    reads with ``get_message`` as before (:attr:`TrioWebSocket.fed` says which).
+    """
+
+    __slots__ = ("_inbox", "send")
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        self.send = inbox.put
+
+    @staticmethod
+    def install(connection: trio_websocket.WebSocketConnection, inbox: Inbox) -> bool:
+        if not isinstance(getattr(connection, "_send_channel", None), trio.MemorySendChannel):
+            return False
+        setattr(connection, "_send_channel", _Feed(inbox))  # noqa: B010 (a private attribute)
+        return True
+
+    async def aclose(self) -> None:
+        self._inbox.end()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> _Feed:
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class _TaskHost:
@@ -36,11 +74,15 @@ class _TaskHost:
     request, a pong, a close reply, a ping) is cut by its owner's cancellation. The owner
     ends them on every exit path: it closes the stream, then calls :meth:`cancel`. What the
     reader raises is kept (a refused upgrade arrives that way) and its end is signalled, so
-    the handshake fails at once when the peer hangs up instead of at its deadline.
+    the handshake fails at once when the peer hangs up instead of at its deadline. The
+    reader's messages go to ``inbox`` (see :class:`_Feed`).
     """
 
-    def __init__(self, nursery: trio.Nursery) -> None:
+    def __init__(self, nursery: trio.Nursery, message_queue_size: int) -> None:
         self._nursery = nursery
+        self._connection: trio_websocket.WebSocketConnection | None = None
+        self.inbox = Inbox(message_queue_size, self.closed_socket)
+        self.fed = False
         self._scopes: set[trio.CancelScope] = set()
         self._cancelled = False
         self.error: Exception | None = None
@@ -49,6 +91,11 @@ class _TaskHost:
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """trio-websocket's call, once per connection, for its reader task."""
+        connection = getattr(fn, "__self__", None)
+        if isinstance(connection, trio_websocket.WebSocketConnection):
+            self._connection = connection
+            # Before the reader first runs, so that every message goes through the feed.
+            self.fed = _Feed.install(connection, self.inbox)
 
         async def reader() -> None:
             try:
@@ -59,10 +106,16 @@ class _TaskHost:
                 await trio.lowlevel.checkpoint()
             finally:
                 self.reader_done.set()
+                self.inbox.end()
                 if self.on_reader_done is not None:
                     self.on_reader_done()
 
         self.spawn(reader, name=fn)
+
+    def closed_socket(self) -> SocketClosed:
+        """The end of the messages, with the close code and reason if there were any."""
+        why = self._connection.closed if self._connection is not None else None
+        return SocketClosed(why.code, why.reason) if why is not None else SocketClosed()
 
     def spawn(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
         scope = trio.CancelScope(shield=True)
@@ -158,12 +211,24 @@ class TrioWebSocket(MessageSocket):
                 "connection closed"
             )
 
+    @property
+    def fed(self) -> bool:
+        """Messages come through our inbox (:class:`_Feed`), not trio-websocket's channel."""
+        return self._host.fed
+
     async def receive(self) -> str | bytes:
+        if self._host.fed:
+            return await self._host.inbox.receive()
         try:
             return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
             why = exc.reason
             raise SocketClosed(why.code if why else None, why.reason if why else None) from None
+
+    async def receive_each(self, handler: MessageHandler) -> NoReturn:
+        if self._host.fed:
+            await self._host.inbox.receive_each(handler)
+        await super().receive_each(handler)
 
     async def ping(self) -> None:
         if self.closed:
@@ -209,6 +274,8 @@ class TrioWebSocket(MessageSocket):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
         self._closed = True
+        # Unread messages are discarded and receive() ends, as trio-websocket's aclose does.
+        self._host.inbox.discard()
         try:
             # Shielded: the close frame is a write, and must not be cut; the reader that
             # reads the peer's reply is shielded too. Bounded, then forceful either way.
@@ -295,7 +362,7 @@ async def wrap_stream(
     except BaseException:
         await close_forcefully(stream)
         raise
-    host = _TaskHost(nursery)
+    host = _TaskHost(nursery, message_queue_size)
     try:
         ws = await _handshake(
             host,
