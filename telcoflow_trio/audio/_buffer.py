@@ -116,16 +116,20 @@ class SendAudioBuffer:
         not when the bytes go straight in: a writer can only run ahead by ``capacity``
         bytes before it must wait, and skipping that yield halves the cost of a write.
         """
-        data = coerce_pcm(pcm)
-        check_bool("wait", wait)
+        # The hot path (a bytes chunk that fits) skips the helpers' calls, not their checks.
+        data = pcm if type(pcm) is bytes else coerce_pcm(pcm)
+        flag: object = wait  # as a caller may pass it: the check is not dead code
+        if type(flag) is not bool:
+            check_bool("wait", flag)
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
             raise BufferClosedError("the call's outgoing audio buffer is closed")
         n = len(data)
         if n == 0:
             return
-        if not self._waiting_writers and self.size + n <= self._capacity:
-            self._push(data)
+        if not self._waiting_writers and self._written - self._head + n <= self._capacity:
+            self._send.send_nowait(data)
+            self._written += n
             return
         if not wait:
             self._rejected += 1

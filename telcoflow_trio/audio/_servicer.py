@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import trio
 
@@ -75,6 +75,8 @@ from ._framer import Framer
 __all__ = ["MAX_REQUEST_RUNS", "PullServicer", "SendFrame", "SendInterrupt"]
 
 logger = logging.getLogger(__name__)
+
+_QUEUED: Final = PullOutcome.QUEUED
 
 SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
 """Write one binary WebSocket message."""
@@ -169,10 +171,15 @@ class PullServicer:
 
     def on_buffer_request(self, request: BufferRequest) -> None:
         """Queue a pull request. Synchronous and O(1): the socket reader never waits here."""
-        check_type("request", request, BufferRequest, "a BufferRequest")
+        if type(request) is not BufferRequest:  # the usual case skips the helper's call
+            check_type("request", request, BufferRequest, "a BufferRequest")
         if self._closed:
             return
         outcome = self._ledger.on_request(request, self._buffer.size)
+        if outcome is _QUEUED:
+            if self._request_lot:
+                self._request_lot.unpark_all()
+            return
         if outcome is PullOutcome.SKIPPED:
             logger.debug("skipping buffer_request for channel %d", request.channel_id)
         elif outcome is PullOutcome.COALESCED and self._ledger.coalesced == 1:
@@ -211,10 +218,20 @@ class PullServicer:
             frame = await self._next_frame(framer)
             if frame is None:
                 break
+            # Written here rather than in a helper coroutine (one fewer per frame). Nothing
+            # cancels the interruption scope meanwhile: clear() and close() see
+            # _inflight_start and leave it alone.
+            ok = False
             try:
-                await self._write(frame)
+                await self._send_frame(frame)
+                ok = True
             except WSSCallClosedError:
-                break  # _write closed us
+                # Closed while the frame still counts as in flight: not counted as played.
+                logger.debug("voice connection closed while sending audio")
+                self.close()
+                break
+            finally:
+                self._wrote(len(frame) - 1, ok)
         # Once per interruption, not per frame: a close or a failed write can end the loop
         # before any await did.
         await trio.lowlevel.checkpoint()
@@ -227,12 +244,17 @@ class PullServicer:
         """Wait for a request and enough audio, then cut the next frame (inside the scope)."""
         buffer, ledger = self._buffer, self._ledger
         while not self._closed:
-            need = ledger.need(flushing=self._flushing())
-            if need is None:
+            owed = ledger.current
+            if not owed:
                 await self._request_lot.park()
                 continue
-            if framer.staged < need:
-                framer.pull_nowait(need)
+            need = ledger.need(flushing=self._flushing())
+            assert need is not None  # something is owed
+            # Staged up to what is owed at once: chunks staged early are still counted as
+            # queued (the head moves only when a frame is cut), and a clear drops them with
+            # their framer.
+            if framer.staged < owed:
+                framer.pull_nowait(owed)
             if framer.staged < need:
                 if framer.ended:
                     if framer.epoch != buffer.epoch:
@@ -244,8 +266,6 @@ class PullServicer:
             if self._gates:
                 await self._gate_lot.park()
                 continue
-            owed = ledger.current
-            framer.pull_nowait(owed)
             # A clear may have come while a chunk was being handed to us: it must win.
             await trio.lowlevel.checkpoint_if_cancelled()
             n = min(framer.staged, owed)
@@ -259,33 +279,19 @@ class PullServicer:
         await trio.lowlevel.checkpoint()  # closed: the servicer's last pass
         return None
 
-    async def _write(self, frame: bytes) -> None:
-        """Hand one frame to the socket. Nothing cancels the interruption scope meanwhile:
-        :meth:`clear` and :meth:`close` check ``_inflight_start`` and leave it alone.
-
-        On :class:`WSSCallClosedError` the servicer is closed (while the frame still counts
-        as in flight, so it is not counted as played) and the error goes on to :meth:`_serve`.
-        """
-        ok = False
-        try:
-            await self._send_frame(frame)
-            ok = True
-        except WSSCallClosedError:
-            logger.debug("voice connection closed while sending audio")
-            self.close()
-            raise
-        finally:
-            if ok:
-                self._sent += len(frame) - 1
-                self._frames += 1
-                self._heard = self._inflight_end
-            else:
-                self._lost += len(frame) - 1
-            self._inflight_start = None
-            if self._write_lot:
-                self._write_lot.unpark_all()
-            if self._settle_lot:
-                self._settle_lot.unpark_all()
+    def _wrote(self, n: int, ok: bool) -> None:
+        """The frame in flight (``n`` bytes of PCM) was handed to the socket, or was lost."""
+        if ok:
+            self._sent += n
+            self._frames += 1
+            self._heard = self._inflight_end
+        else:
+            self._lost += n
+        self._inflight_start = None
+        if self._write_lot:
+            self._write_lot.unpark_all()
+        if self._settle_lot:
+            self._settle_lot.unpark_all()
 
     # ── interruption, playout, close ────────────────────────────────────────────────────
 
