@@ -39,12 +39,14 @@ system's monotonic clock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -137,6 +139,10 @@ PAIRS = (
 """Paired ratios (a / b, per repetition) the JSON keeps; the tables show them."""
 HISTORY_LIMIT = "history limit reached"
 """What the official client's event bus (abxbus) says when it refuses an event."""
+REFUSED_FRAME = re.compile(r"Failed to emit bus event for SM-WS frame type: (\S+)")
+"""The official client's log line before such a refusal, naming the frame it dropped."""
+LOG_RECORD = ("DEBUG:", "INFO:", "WARNING:", "ERROR:", "CRITICAL:")
+"""How a record of ``logging.basicConfig`` (the agents' logging) starts."""
 
 
 @dataclass
@@ -168,9 +174,11 @@ class Options:
 
 @dataclass
 class CeilingOptions:
-    """The official client's ceiling probe: N from ``start`` by ``step`` up to ``max_n``
-    until a point fails, then bisection between the last good N and the failed one; no
-    more than ``max_tries`` points nor ``budget`` seconds in all."""
+    """The official client's ceiling probe. Concurrent calls: N from ``start`` by ``step``
+    up to ``max_n`` until a point fails, then bisection between the last good N and the
+    failed one; no more than ``max_tries`` points nor ``budget`` seconds. Calls over a
+    process's life: ``batch`` calls at a time in one process, each batch held then hung
+    up, until a batch is not served; at most ``batches`` batches nor ``budget`` seconds."""
 
     start: int = 20
     step: int = 20
@@ -178,6 +186,9 @@ class CeilingOptions:
     hold: float = 3.0
     budget: float = 300.0
     max_tries: int = 16
+    batch: int = 10
+    batches: int = 12
+    batch_hold: float = 2.0
 
 
 # ── the sandbox side ────────────────────────────────────────────────────────────────────
@@ -610,11 +621,31 @@ async def _wait_live(gen: LoadGen, n: int, agent: Agent, limit: float, stall: fl
         await trio.sleep(0.1)
 
 
+def refused_frames(log: str) -> dict[str, int]:
+    """Per SM-WS frame type, how many the official client's log says its bus refused."""
+    counts: dict[str, int] = {}
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        found = REFUSED_FRAME.search(line)
+        if found is None:
+            continue
+        # The refusal's traceback follows the logger's line, up to the next log record.
+        for after in lines[i + 1 :]:
+            if after.startswith(LOG_RECORD):
+                break
+            if HISTORY_LIMIT in after:
+                counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+                break
+    return counts
+
+
 async def ceiling_point(n: int, opts: Options, seed: int) -> dict[str, Any]:
     """One try of the official client's ceiling: ``n`` calls placed at once (as the echo
     benchmark places them, whispers included) on a fresh generator and a fresh
     official-client process. Served when every call goes live, every caller hears its echo
-    grow over the hold, the process is still up, and its log has no event-bus refusal."""
+    grow over the hold, the process is still up, and its log shows no event-bus refusal
+    up to the hang-up. Refusals at the hang-up (``session.closed`` frames the bus turns
+    away) are counted apart."""
     ceiling = opts.ceiling or CeilingOptions()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
         async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
@@ -634,7 +665,10 @@ async def ceiling_point(n: int, opts: Options, seed: int) -> dict[str, Any]:
                 alive = agent.proc is not None and agent.proc.poll() is None
                 cpu1 = cpu_seconds(pid) if alive else math.nan
                 calls = (await gen.request("calls"))["calls"]
+                during = refused_frames(agent.log.read_text(errors="replace"))
                 await gen.request("hangup")
+                await trio.sleep(1.0)  # the hang-up's frames reach the client
+                after = refused_frames(agent.log.read_text(errors="replace"))
                 try:
                     agent_doc: dict[str, Any] = await agent.stop(grace=5.0)
                 except RuntimeError:
@@ -643,8 +677,9 @@ async def ceiling_point(n: int, opts: Options, seed: int) -> dict[str, Any]:
     echoing = sum(
         1 for c in calls if c["live"] and c["heardBytes"] > before.get(c["callId"], c["heardBytes"])
     )
-    refusals = text.count(HISTORY_LIMIT)
+    at_hangup = {k: v - during.get(k, 0) for k, v in after.items() if v > during.get(k, 0)}
     first = next((line for line in text.splitlines() if HISTORY_LIMIT in line), "")
+    refusals = sum(during.values())
     served = alive and live >= n and echoing == n and refusals == 0
     return {
         "n": n,
@@ -652,6 +687,9 @@ async def ceiling_point(n: int, opts: Options, seed: int) -> dict[str, Any]:
         "live": live,
         "echoing": echoing,
         "refusals": refusals,
+        "refusedFrames": during,
+        "refusalsAtHangup": sum(at_hangup.values()),
+        "refusedFramesAtHangup": at_hangup,
         "refusal": first.strip()[:300],
         "alive": alive,
         "handled": agent_doc.get("calls"),
@@ -722,20 +760,97 @@ def probe_ceiling(opts: Options, seed: int) -> dict[str, Any]:
         print(
             f"  ceiling N={n:<4} {'served' if p['served'] else 'NOT served'}: "
             f"{p.get('live', '-')} live, {p.get('echoing', '-')} echoing, "
-            f"{p.get('refusals', '-')} refusals"
+            f"{p.get('refusals', '-')} refusals {p.get('refusedFrames', '')}, "
+            f"{p.get('refusalsAtHangup', '-')} at hang-up {p.get('refusedFramesAtHangup', '')}"
             + (f"  {p['error'][:200]}" if "error" in p else ""),
             flush=True,
         )
         return bool(p["served"])
 
     served, refused, stopped, _ = search_ceiling(ceiling, attempt)
+    print("official client's calls over one process's life", flush=True)
+    try:
+        lifetime = trio.run(lifetime_probe, opts, seed + 500)
+    except Exception as exc:
+        lifetime = {"error": repr(exc)[:2000]}
+        print(f"  lifetime probe FAILED: {exc!r}"[:300], flush=True)
+    at_hangup = [int(t["n"]) for t in tries if t.get("refusalsAtHangup")]
     return {
         "placement": "all N calls placed at once, a fresh process per try",
         "holdSeconds": ceiling.hold,
         "served": served,
         "refused": refused,
         "stoppedBy": stopped,
+        "hangupRefusalsFrom": min(at_hangup, default=None),
         "tries": tries,
+        "lifetime": lifetime,
+    }
+
+
+async def lifetime_probe(opts: Options, seed: int) -> dict[str, Any]:
+    """Calls one official-client process serves over its life: batches of ``batch``
+    calls placed at once in the same process, each held ``batch_hold`` seconds (echo
+    checked) and hung up, until a batch is not wholly served (or the bounds)."""
+    ceiling = opts.ceiling or CeilingOptions()
+    deadline = time.monotonic() + ceiling.budget
+    rounds: list[dict[str, Any]] = []
+    served = 0
+    stopped = "batches"
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
+        async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
+            extra = ["--command-every", str(COMMAND_EVERY), "--seed", str(seed)]
+            agent = Agent("official", gen, Path(tmp), extra, opts.equal_buffer)
+            async with agent.running():
+                await _poll(gen, lambda st: st["controls"] >= 1, 30, agent, "the agent")
+                for k in range(ceiling.batches):
+                    if time.monotonic() >= deadline:
+                        stopped = "time budget"
+                        break
+                    await gen.request("place", n=ceiling.batch)
+                    live = await _wait_live(gen, ceiling.batch, agent, 10.0, stall=3.0)
+                    first = {
+                        c["callId"]: c["heardBytes"]
+                        for c in (await gen.request("calls"))["calls"]
+                        if c["live"]
+                    }
+                    await trio.sleep(ceiling.batch_hold)
+                    calls = (await gen.request("calls"))["calls"]
+                    echoing = sum(
+                        1
+                        for c in calls
+                        if c["live"] and c["heardBytes"] > first.get(c["callId"], c["heardBytes"])
+                    )
+                    await gen.request("hangup")
+                    await trio.sleep(1.0)  # the hang-up's frames reach the client
+                    refused = refused_frames(agent.log.read_text(errors="replace"))
+                    ok = live >= ceiling.batch and echoing == ceiling.batch
+                    rounds.append(
+                        {
+                            "batch": k + 1,
+                            "placedSoFar": (k + 1) * ceiling.batch,
+                            "live": live,
+                            "echoing": echoing,
+                            "served": ok,
+                            "refusedFramesSoFar": refused,
+                        }
+                    )
+                    print(
+                        f"  lifetime batch {k + 1}: {live} live, {echoing} echoing; "
+                        f"refused so far {refused}",
+                        flush=True,
+                    )
+                    if not ok or agent.proc is None or agent.proc.poll() is not None:
+                        stopped = "a batch not served"
+                        break
+                    served += ceiling.batch
+                with contextlib.suppress(RuntimeError):
+                    await agent.stop(grace=5.0)
+    return {
+        "batch": ceiling.batch,
+        "batchHoldSeconds": ceiling.batch_hold,
+        "served": served,
+        "stoppedBy": stopped,
+        "rounds": rounds,
     }
 
 
@@ -1184,6 +1299,10 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _frames(counts: dict[str, int] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted((counts or {}).items())) or "-"
+
+
 def ceiling_markdown(ceiling: dict[str, Any]) -> list[str]:
     """The official client's ceiling probe as a paragraph and a table."""
     refused = ceiling.get("refused")
@@ -1192,15 +1311,23 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> list[str]:
         if refused is not None
         else f"served every N tried, up to {ceiling['served']} (no refusal found)"
     )
+    hangup = ceiling.get("hangupRefusalsFrom")
     lines = [
         "**The official client's ceiling** (one process; "
         f"{ceiling['placement']}; whispers as in the echo benchmark; a try is served when "
         f"every call goes live, every caller's echo grows over a {ceiling['holdSeconds']:g} s "
-        f"hold, and the client logs no `{HISTORY_LIMIT}`): {verdict} "
-        f"(stopped by: {ceiling['stoppedBy']}).",
+        f"hold, and the client logs no `{HISTORY_LIMIT}` before the hang-up): {verdict} "
+        f"(stopped by: {ceiling['stoppedBy']})."
+        + (
+            f" From N = {hangup} on, its bus also refused frames at the hang-up (the "
+            "`session.closed` of calls that ended)."
+            if hangup is not None
+            else ""
+        ),
         "",
-        "| N | served | live | echoing | refusals logged | setup s | CPU ms per call-second |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| N | served | live | echoing | refused before hang-up | refused at hang-up "
+        "| setup s | CPU ms per call-second |",
+        "| ---: | --- | ---: | ---: | --- | --- | ---: | ---: |",
     ]
     for t in ceiling["tries"]:
         lines.append(
@@ -1211,7 +1338,8 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> list[str]:
                     fmt(bool(t["served"])),
                     fmt(t.get("live")),
                     fmt(t.get("echoing")),
-                    fmt(t.get("refusals")),
+                    _frames(t.get("refusedFrames")),
+                    _frames(t.get("refusedFramesAtHangup")),
                     fmt(t.get("setupSeconds"), ".3g"),
                     fmt(t.get("cpuMsPerCallSecond"), ".3g"),
                 ]
@@ -1222,6 +1350,27 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> list[str]:
     if said:
         lines.extend(["", f"What it logged: `{said}`"])
     lines.append("")
+    life = ceiling.get("lifetime") or {}
+    if "rounds" in life:
+        lines.extend(
+            [
+                f"**Calls over one official-client process's life**: batches of "
+                f"{life['batch']} calls placed at once in the same process, each held "
+                f"{life['batchHoldSeconds']:g} s and hung up before the next: "
+                f"{life['served']} calls served in all (stopped by: {life['stoppedBy']}).",
+                "",
+                "| batch | calls placed so far | live | echoing | served | refused so far |",
+                "| ---: | ---: | ---: | ---: | --- | --- |",
+                *(
+                    f"| {r['batch']} | {r['placedSoFar']} | {r['live']} | {r['echoing']} | "
+                    f"{fmt(bool(r['served']))} | {_frames(r.get('refusedFramesSoFar'))} |"
+                    for r in life["rounds"]
+                ),
+                "",
+            ]
+        )
+    elif life:
+        lines.extend([f"The lifetime probe failed: {life.get('error', '')[:300]}", ""])
     return lines
 
 
@@ -1497,9 +1646,18 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--ceiling-max", type=int, default=None, help="largest N tried (200)")
     p.add_argument("--ceiling-hold", type=float, default=None, help="seconds held per try (3)")
     p.add_argument(
-        "--ceiling-budget", type=float, default=None, help="seconds for the whole probe (300)"
+        "--ceiling-budget",
+        type=float,
+        default=None,
+        help="seconds for each part of the probe (300)",
     )
     p.add_argument("--ceiling-tries", type=int, default=None, help="most tries (16)")
+    p.add_argument(
+        "--ceiling-batch", type=int, default=None, help="lifetime probe: calls per batch (10)"
+    )
+    p.add_argument(
+        "--ceiling-batches", type=int, default=None, help="lifetime probe: most batches (12)"
+    )
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--no-chart", action="store_true")
     a = p.parse_args(argv)
@@ -1546,19 +1704,21 @@ def parse(argv: list[str] | None) -> Options:
     if any(n < 1 or n > opts.official_max for n in opts.equal_buffer_points):
         p.error("--equal-buffer-points must be in 1..--official-max (the official client runs)")
     if not a.skip_ceiling or a.official_ceiling:
-        c = (
-            CeilingOptions(start=2, step=2, max_n=4, hold=1.0, budget=60.0, max_tries=4)
-            if q
-            else (CeilingOptions())
-        )
+        c = CeilingOptions()
+        if q:
+            c = CeilingOptions(2, 2, 4, 1.0, 60.0, 4, batch=2, batches=2, batch_hold=1.0)
         c.start = a.ceiling_start if a.ceiling_start is not None else c.start
         c.step = a.ceiling_step if a.ceiling_step is not None else c.step
         c.max_n = a.ceiling_max if a.ceiling_max is not None else c.max_n
         c.hold = a.ceiling_hold if a.ceiling_hold is not None else c.hold
         c.budget = a.ceiling_budget if a.ceiling_budget is not None else c.budget
         c.max_tries = a.ceiling_tries if a.ceiling_tries is not None else c.max_tries
+        c.batch = a.ceiling_batch if a.ceiling_batch is not None else c.batch
+        c.batches = a.ceiling_batches if a.ceiling_batches is not None else c.batches
         if not (1 <= c.start <= c.max_n <= 1000 and c.step >= 1 and c.max_tries >= 1):
             p.error("ceiling: need 1 <= --ceiling-start <= --ceiling-max <= 1000, step, tries >= 1")
+        if not (1 <= c.batch <= 1000 and 1 <= c.batches <= 100):
+            p.error("ceiling: --ceiling-batch in 1..1000, --ceiling-batches in 1..100")
         if not (0 < c.hold <= 60 and 0 < c.budget <= 3600):
             p.error("ceiling: --ceiling-hold in (0, 60] s, --ceiling-budget in (0, 3600] s")
         opts.ceiling = c

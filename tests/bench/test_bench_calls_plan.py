@@ -224,11 +224,44 @@ def test_ceiling_markdown_names_the_bracket() -> None:
         "served": 49,
         "refused": 50,
         "stoppedBy": "bracketed",
+        "hangupRefusalsFrom": 40,
         "tries": [
-            {"n": 40, "served": True, "live": 40, "echoing": 40, "refusals": 0},
-            {"n": 50, "served": False, "live": 31, "echoing": 31, "refusals": 19, "refusal": "x"},
+            {"n": 40, "served": True, "live": 40, "echoing": 40, "refusedFramesAtHangup": {"a": 2}},
+            {"n": 50, "served": False, "live": 31, "echoing": 31, "refusedFrames": {"b": 19}},
         ],
+        "lifetime": {
+            "batch": 10,
+            "batchHoldSeconds": 2.0,
+            "served": 30,
+            "stoppedBy": "a batch not served",
+            "rounds": [
+                {"batch": 3, "placedSoFar": 30, "live": 10, "echoing": 10, "served": True},
+                {"batch": 4, "placedSoFar": 40, "live": 0, "echoing": 0, "served": False},
+            ],
+        },
     }
     text = "\n".join(bench.ceiling_markdown(ceiling))
     assert "served up to N = 49, not served at N = 50" in text
-    assert "| 50 | NO | 31 | 31 | 19 |" in text
+    assert "From N = 40 on, its bus also refused frames at the hang-up" in text
+    assert "| 40 | yes | 40 | 40 | - | a 2 |" in text
+    assert "| 50 | NO | 31 | 31 | b 19 | - |" in text
+    assert "30 calls served in all (stopped by: a batch not served)" in text
+    assert "| 4 | 40 | 0 | 0 | NO | - |" in text
+
+
+def test_refusals_are_read_from_the_official_clients_log() -> None:
+    log = "\n".join(
+        [
+            "ERROR:telcoflow.x:Failed to emit bus event for SM-WS frame type: session.closed",
+            "Traceback (most recent call last):",
+            '  File "abxbus/event_bus.py", line 1319, in emit',
+            "RuntimeError: EventBus(...) history limit reached (100/100); set ...",
+            "ERROR:telcoflow.x:Failed to emit bus event for SM-WS frame type: session.notify",
+            "RuntimeError: EventBus(...) history limit reached (100/100)",
+            "ERROR:telcoflow.x:Failed to emit bus event for SM-WS frame type: call.in",
+            "ValueError: something else",
+            "ERROR:telcoflow.x:Failed to emit bus event for SM-WS frame type: session.notify",
+            "RuntimeError: EventBus(...) history limit reached (100/100)",
+        ]
+    )
+    assert bench.refused_frames(log) == {"session.closed": 1, "session.notify": 2}

@@ -77,6 +77,9 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
     assert [t["n"] for t in ceiling["tries"]] == [2, 4]
     assert all(t["served"] and t["live"] == t["n"] == t["echoing"] for t in ceiling["tries"])
     assert (ceiling["served"], ceiling["refused"], ceiling["stoppedBy"]) == (4, None, "max N")
+    life = ceiling["lifetime"]
+    assert [r["placedSoFar"] for r in life["rounds"]] == [2, 4]
+    assert (life["served"], life["stoppedBy"]) == (4, "batches")
 
     targets = {t["target"]: t for t in doc["targets"]}
     for ours in ("ours", "ours-websockets"):
@@ -92,6 +95,7 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
     assert "| N | ours | ours-websockets | official | floor |" in table
     assert "**RSS at equal buffer sizes**" in table
     assert "**The official client's ceiling**" in table
+    assert "**Calls over one official-client process's life**" in table
     assert "**Targets**" in table
 
 
