@@ -5,8 +5,12 @@ Each measured point starts a fresh server and a fresh agent process (``agent_tri
 /proc. The server is ``loadgen.py`` (``--server loadgen``, the default: a light server in
 its own process that can drive 200 calls on two cores and measures its own saturation) or
 the in-process sandbox (``--server sandbox``: 8-11 ms of CPU per call-second, saturates
-near 100 calls). Within a repetition ours runs back to back with each reference client;
-every ratio is taken per repetition, then the median of those ratios is reported.
+near 100 calls). Our agent runs on each WebSocket engine (``ours``: trio-websocket, the
+default; ``ours-websockets``: websockets' sans-I/O protocol). Within a repetition every
+client runs at each N, ``ours`` back to back with each reference client (see
+:func:`run_order`); every ratio is taken per repetition, then the median of those ratios
+is reported. RSS is also compared at an equal, small outgoing buffer (``ours-eqbuf``,
+``official-eqbuf``), as the official client allocates its whole buffer per call.
 
 Echo: N concurrent 24 kHz calls; each simulated caller speaks random PCM in 20 ms frames
 in real time; the sandbox pulls 100 ms every 100 ms, starting 300 ms after the call goes
@@ -30,7 +34,11 @@ after its ``agent.interrupt``; clear→interrupt is the time from the
 ``clear_send_audio_buffer()`` call (agent) to the frame's arrival (sandbox), both on the
 system's monotonic clock.
 
-    python bench/bench_calls.py                 # the full run (~15 min on 2 cores)
+The official client's ceiling (:func:`probe_ceiling`): how many concurrent calls one
+official-client process serves before its event bus refuses, and how many over its life.
+
+    python bench/bench_calls.py                 # the full run (~20 min on 2 cores)
+    python bench/bench_calls.py --official-ceiling   # the ceiling probes alone (~2 min)
     python bench/bench_calls.py --quick         # smoke mode, under a minute (tests/bench runs it)
     python bench/bench_calls.py --server sandbox --points 1,25,50
     python bench/bench_calls.py --points 1,25 --reps 3 --seconds 5 --skip-interrupt
