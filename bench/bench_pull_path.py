@@ -83,6 +83,7 @@ def main() -> None:
     p.add_argument("--pulls", type=int, default=20_000)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="smoke mode: 500 pulls, one run")
+    p.add_argument("--json", default=None, help="write every figure and the ratios here")
     args = p.parse_args()
     if not 1 <= len(args.tree) <= 2:
         p.error("give --tree once or twice")
@@ -103,10 +104,14 @@ def main() -> None:
         print(" ".join(f"{n} {figures[n][-1]:.2f} µs" for n, _ in trees), flush=True)
     for name, values in figures.items():
         print(f"{name}: median {sorted(values)[len(values) // 2]:.2f} µs per pull answered")
+    ratios: list[float] = []
     if len(trees) == 2:
         first, second = (n for n, _ in trees)
         ratios = sorted(b / a for a, b in zip(figures[first], figures[second], strict=True))
         print(f"{second}/{first}: median ratio {ratios[len(ratios) // 2]:.3f} (of {ratios})")
+    if args.json:
+        doc = {"pulls": pulls, "reps": reps, "usPerPull": figures, "ratios": ratios}
+        Path(args.json).write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ per repetition (second tree over first) and the summary shows the median of thos
     python bench/task_switches.py --tree before=/tmp/old --tree after=. --reps 3
     python bench/task_switches.py --tree after=. --steps --reps 1 --engines websockets
     python bench/task_switches.py --tree after=. --py-spy /tmp/prof --reps 1
+    python bench/task_switches.py --tree after=. --quick --steps   # smoke run (tests/bench)
 
 ``--py-spy DIR`` records the agent during the window with py-spy (``pip install py-spy``;
 samples only while the agent's thread is on a CPU, idle samples excluded) and prints the
@@ -351,7 +352,10 @@ def main() -> None:
     p.add_argument("--steps", action="store_true", help="count task steps (costs CPU itself)")
     p.add_argument("--py-spy", default=None, metavar="DIR")
     p.add_argument("--json", default=None)
+    p.add_argument("--quick", action="store_true", help="smoke mode: 2 calls, 1 s, one rep")
     args = p.parse_args()
+    if args.quick:
+        args.calls, args.seconds, args.reps = 2, 1.0, 1
     if not 1 <= len(args.tree) <= 2:
         p.error("give --tree once or twice")
     if not 1 <= args.calls <= 500 or not 1 <= args.seconds <= 120 or not 1 <= args.reps <= 20:
