@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -21,7 +21,7 @@ import trio.testing
 from telcoflow_trio import _sansio_websocket, _websocket
 from telcoflow_trio._connect import WrapStream
 from telcoflow_trio._inbox import Inbox
-from telcoflow_trio._transport import MemoryConnector, MessageSocket, SocketClosed
+from telcoflow_trio._transport import Connector, MemoryConnector, MessageSocket, SocketClosed
 from telcoflow_trio._voice_connection import VoiceConnection
 from telcoflow_trio.audio import IncomingAudio, SendAudioBuffer
 from telcoflow_trio.protocol import voice
@@ -157,9 +157,7 @@ async def test_one_receive_each_at_a_time() -> None:
 # ── the engines ─────────────────────────────────────────────────────────────────────────
 
 
-def over(
-    fake: FakeTransport, wrap: WrapStream
-) -> Callable[..., AbstractAsyncContextManager[MessageSocket]]:
+def over(fake: FakeTransport, wrap: WrapStream) -> Connector:
     """A connector that opens the socket over ``fake`` with the engine's ``wrap_stream``."""
 
     @asynccontextmanager
@@ -238,7 +236,9 @@ async def test_a_handler_error_comes_out_of_receive_each_and_the_socket_still_cl
 # ── the voice plane: steps per incoming audio message ───────────────────────────────────
 
 
-async def _steps_per_audio_message(connect: object, serve: Callable[[bytes], object]) -> float:
+async def _steps_per_audio_message(
+    connect: Connector, serve: Callable[[bytes], Awaitable[None]]
+) -> float:
     incoming = IncomingAudio()
     vc = VoiceConnection(
         URL,
@@ -247,7 +247,7 @@ async def _steps_per_audio_message(connect: object, serve: Callable[[bytes], obj
         SendAudioBuffer(48_000),
         lambda frame: None,
         incoming=incoming,
-        connect=connect,  # type: ignore[arg-type]
+        connect=connect,
     )
     counter = StepCounter()
     got: list[bytes] = []
@@ -269,7 +269,7 @@ async def _steps_per_audio_message(connect: object, serve: Callable[[bytes], obj
         try:
             counter.counting = True
             for _ in range(AUDIO_MESSAGES):
-                await serve(b"\x00" + PCM)  # type: ignore[misc]
+                await serve(b"\x00" + PCM)
                 await trio.testing.wait_all_tasks_blocked()
             counter.counting = False
         finally:
@@ -321,7 +321,7 @@ async def test_pull_requests_reach_the_servicer_in_the_same_step_as_the_audio_be
         SendAudioBuffer(48_000),
         lambda frame: None,
         incoming=incoming,
-        connect=over(fake, ENGINES["websockets"]),  # type: ignore[arg-type]
+        connect=over(fake, ENGINES["websockets"]),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(vc.run)
