@@ -47,7 +47,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, side by side with the official client (not part of the tests).
 
-    ``nox -s bench`` runs them all (~16 min, the soak included); ``nox -s bench -- --quick``
+    ``nox -s bench`` runs them all (~30 min, the soak included); ``nox -s bench -- --quick``
     is the smoke run. Other arguments go to bench/bench_calls.py (see bench/README.md).
     """
     session.install("-e", ".[test]", "matplotlib")  # the chart; not a runtime dependency

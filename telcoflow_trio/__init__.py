@@ -5,7 +5,9 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 
 # The layout, from the bottom up (each layer imports only the ones below it):
 #   protocol/       sans-IO: frames, codecs, and the call, session and pull state machines
-#   _transport      the message-socket seam; _websocket is its trio-websocket engine
+#   _transport      the message-socket seam (_inbox: messages handed over in the reader)
+#   _websocket, _sansio_websocket   its engines (trio-websocket; websockets' sans-I/O),
+#                   opened through _connect; _connectors picks one by config
 #   audio/          the outgoing byte buffer and pull servicer, incoming audio budgets
 #   _control_connection, _voice_connection   one loop per WebSocket, feeding the machines
 #   _call, _call_lifecycle, _call_events, _session, _session_manager, _rest_client
