@@ -54,6 +54,8 @@ def bench(session: nox.Session) -> None:
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "bench/bench_buffer.py", *quick)
     session.run("python", "bench/bench_calls.py", *session.posargs)
+    if not quick:  # the README shows the committed results' tables
+        session.run("python", "bench/readme_figures.py")
     soak = ["--calls", "20", "--concurrency", "5", "--seconds", "0.5", "--time-scale", "5"]
     session.run("python", "bench/soak.py", *(soak if quick else []))
     if quick:  # its full run (2,000 tries, minutes) is run on its own: see bench/README.md

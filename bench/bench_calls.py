@@ -1730,7 +1730,7 @@ def parse(argv: list[str] | None) -> Options:
         if not (0 < c.hold <= 60 and 0 < c.budget <= 3600):
             p.error("ceiling: --ceiling-hold in (0, 60] s, --ceiling-budget in (0, 3600] s")
         opts.ceiling = c
-    opts.stem = "ceiling" if a.official_ceiling else "calls"
+    opts.stem = "ceiling" if a.official_ceiling else ("calls-quick" if q else "calls")
     return opts
 
 

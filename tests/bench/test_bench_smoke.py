@@ -44,7 +44,7 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    doc = json.loads((tmp_path / "calls.json").read_text())
+    doc = json.loads((tmp_path / "calls-quick.json").read_text())
     assert doc["failures"] == []
 
     bench = _load_bench_calls()
@@ -91,7 +91,7 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
         "RSS per call, ours / official (equal buffers)",
     ):
         assert _finite(targets[name]["value"]), name
-    table = (tmp_path / "calls.md").read_text()
+    table = (tmp_path / "calls-quick.md").read_text()
     assert "| N | ours | ours-websockets | official | floor |" in table
     assert "**RSS at equal buffer sizes**" in table
     assert "**The official client's ceiling**" in table
