@@ -18,7 +18,9 @@ import sniffio
 import trio
 
 from ._call import Call
+from ._capacity import MAX_HELD, MAX_HELD_AGE, ClaimStats, Slot, Slots
 from ._channels import DroppingSender, open_dropping_channel
+from ._claims import CLEANUP_DEADLINE, Claimer
 from ._config import CallFlowConfig, SessionManagerConfig
 from ._connectors import connector_for
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
@@ -26,7 +28,6 @@ from ._enums import ChannelType, SessionActivityType
 from ._errors import (
     WSSCallClosedError,
     WSSConnectionError,
-    WSSError,
     WSSSessionAlreadyExists,
     WSSSessionBusy,
     WSSSessionClosed,
@@ -54,8 +55,6 @@ __all__ = ["SessionManager"]
 logger = logging.getLogger(__name__)
 
 NOTIFICATION_BUFFER: Final = 256
-CLEANUP_DEADLINE: Final = 15.0
-"""How long leaving a scope may spend telling the server (close call, close session)."""
 WARNING_INTERVAL: Final = 60.0
 """A warning that may repeat is logged at most once per this many seconds."""
 
@@ -115,6 +114,8 @@ class SessionManager:
         self._scope: TaskScope | None = None
         self._rest_transport = rest_transport
         self._rest: RestClient
+        self._claimer: Claimer
+        self._claim_stats = ClaimStats()
         self._serve_failures = 0
         self._serve_failures_logged = RateLimit(WARNING_INTERVAL)
 
@@ -129,6 +130,7 @@ class SessionManager:
             raise RuntimeError("a SessionManager can be entered only once")
         self._rest = RestClient(self.config, self._rest_transport)
         self._scope = TaskScope("SessionManager")
+        self._claimer = Claimer(self._control, self._rest, self._scope)
         await self._scope.open()
         try:
             # Cancellable until connected (the task is shielded only once it has started).
@@ -165,6 +167,11 @@ class SessionManager:
     def notifications_dropped(self) -> int:
         """Notifications dropped because ``session_notifications`` was full."""
         return self._notify_in.dropped
+
+    @property
+    def claim_stats(self) -> ClaimStats:
+        """What ``serve_calls`` claimed, lost, and left unclaimed at capacity."""
+        return self._claim_stats
 
     @property
     def connection_state(self) -> ConnectionState:
@@ -252,62 +259,17 @@ class SessionManager:
         async with self._session_scope(created.session_id) as session:
             yield session
 
-    async def _claim(self, session_id: str) -> control.Response:
-        """``session.open``, in a task of the manager so that a claim whose caller is
-        cancelled while the answer is on its way is not left bound to us and unserved:
-        if the late answer says we won, the session is closed over REST."""
-        box: list[control.Response | Exception] = []
-        answered = trio.Event()
-        caller_left = trio.Event()
-        taken = False
-
-        async def claim() -> None:  # noqa: ASYNC910 (private task body)
-            try:
-                box.append(await self._control.request(control.SessionOpen(session_id)))
-            except WSSError as exc:
-                box.append(exc)
-            finally:
-                answered.set()
-            # Decide only once the caller has taken the answer or left: a cancellation that
-            # lands in the same scheduling batch as the answer wakes the caller after this
-            # task has run, so a flag set by the caller's handler would be read too early.
-            await caller_left.wait()
-            result = box[0]
-            if not taken and isinstance(result, control.Response) and result.ok:
-                logger.info("session %s: claim won after its caller left; closing it", session_id)
-                with trio.move_on_after(CLEANUP_DEADLINE):
-                    await self._close_unserved(session_id)
-
-        assert self._scope is not None
-        self._scope.start_soon(claim, name=f"claim {session_id}")
-        try:
-            await answered.wait()
-            taken = True
-        finally:
-            caller_left.set()
-        result = box[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    async def _close_unserved(self, session_id: str) -> None:  # noqa: ASYNC910 (private; the REST call is its checkpoint)
-        """Close over REST a session won but not served; a failure is logged."""
-        try:
-            await self._rest.close_session(session_id)
-        except WSSError as exc:
-            logger.warning("session %s: closing it failed: %s", session_id, exc)
-
     @asynccontextmanager
     async def _session_scope(self, session_id: str) -> AsyncIterator[Session]:
         if session_id in self._sessions:
             raise WSSSessionError(f"session {session_id} is already open in this manager")
-        response = await self._claim(session_id)
+        response = await self._claimer.claim(session_id)
         if not response.ok:
             raise session_error(response, "session.open")
         info = control.decode_opened_session(response.content)
         if isinstance(info, Unrecognised):
             # Ours on the server, but unusable: do not leave it bound to us.
-            await cleanup_within(CLEANUP_DEADLINE, self._close_unserved, session_id)
+            await cleanup_within(CLEANUP_DEADLINE, self._claimer.close_unserved, session_id)
             raise WSSSessionError(f"unexpected session.open response: {info.reason}")
         scope = TaskScope(f"session {session_id}")
         await scope.open()
@@ -358,7 +320,14 @@ class SessionManager:
 
     # ── serving calls ───────────────────────────────────────────────────────────────────
 
-    async def serve_calls(self, handler: Callable[[Call], Awaitable[None]]) -> None:
+    async def serve_calls(
+        self,
+        handler: Callable[[Call], Awaitable[None]],
+        *,
+        max_calls: int | None = None,
+        max_held: int = MAX_HELD,
+        max_held_age: float = MAX_HELD_AGE,
+    ) -> None:
         """Claim every TELCO notification and run ``handler(call)`` for each, one child
         task per call. A claim lost to another agent (``SESSION_BUSY``) is skipped; the call
         is closed when the handler returns or raises; a handler's exception is logged with
@@ -366,41 +335,63 @@ class SessionManager:
         cancellation or ``KeyboardInterrupt`` comes out as itself, after every live call
         has been closed on the server.
 
+        ``max_calls``: at most this many claims and calls at once (a slot is reserved before
+        each claim). At capacity nothing is claimed: up to ``max_held`` notifications are
+        held, for at most ``max_held_age`` seconds, and claimed in arrival order as calls
+        end; what is dropped is counted (``claim_stats``) and logged.
+
         A ``RESUME`` notification (the server re-offers a live call after a control-plane
         blip) is skipped for a session this manager still holds; for another agent's call it
         is claimed, and served only if its voice plane opens (the other agent is gone).
         """
         check_callable("handler", handler, "an async function taking a Call")
+        slots = Slots(self._claim_stats, max_calls, max_held, max_held_age)
         scope = TaskScope("serve_calls", shield=False)
         await scope.open()
+
+        def claim(ready: list[Slot]) -> None:
+            for slot in ready:
+                args = (slot, handler, slots, claim)
+                scope.start_soon(self._serve_one, *args, name=slot.note.session_id)
+
         body_exc: BaseException | None = None
         try:
-            async for note in self.session_notifications:
-                if note.channel is not ChannelType.TELCO:
+            while True:
+                note: SessionNotification | None = None
+                with trio.move_on_at(slots.next_expiry()):  # held ones expire meanwhile
+                    note = await self.session_notifications.receive()
+                if note is None:
+                    claim(slots.tick(trio.current_time()))
+                elif note.channel is not ChannelType.TELCO:
                     logger.debug(
                         "serve_calls: skipping %s session %s", note.channel, note.session_id
                     )
-                    continue
-                if note.session_id in self._sessions:
+                elif note.session_id in self._sessions:
                     logger.debug("serve_calls: session %s is already ours", note.session_id)
-                    continue
-                resumed = note.activity == SessionActivityType.RESUME
-                scope.start_soon(
-                    self._serve_one, note.session_id, handler, resumed, name=note.session_id
-                )
+                else:
+                    claim(slots.notified(note, trio.current_time()))
+        except trio.EndOfChannel:
+            pass
         except BaseException as exc:
             body_exc = exc
             raise
         finally:
+            slots.close()
             await scope.close(body_exc)
 
     async def _serve_one(  # noqa: ASYNC910 (private task body)
-        self, session_id: str, handler: Callable[[Call], Awaitable[None]], resumed: bool
+        self,
+        slot: Slot,
+        handler: Callable[[Call], Awaitable[None]],
+        slots: Slots,
+        claim: Callable[[list[Slot]], None],
     ) -> None:
+        session_id = slot.note.session_id
         try:
             async with self.open_session(session_id) as session:
+                slots.won(slot)
                 call = await session.incoming_call()
-                if resumed:
+                if slot.note.activity == SessionActivityType.RESUME:
                     # Another agent may still hold this call on its voice socket: then the
                     # voice upgrade is refused (WSSSessionBusy) and the call is left alone.
                     await self._sessions[session_id].open_call_voice()
@@ -414,8 +405,10 @@ class SessionManager:
                 except Exception:
                     logger.exception("call %s: handler raised; closing the call", call.id)
         except WSSSessionBusy:
+            slots.lost(slot)
             logger.debug("session %s is held by another agent", session_id)
         except (WSSSessionClosed, WSSSessionNotFound, WSSCallClosedError) as exc:
+            slots.lost(slot)
             logger.info("session %s ended before it could be served: %s", session_id, exc)
         except Exception as exc:
             if (
@@ -434,6 +427,9 @@ class SessionManager:
                     exc,
                     self._serve_failures,
                 )
+        finally:
+            # Freed once the session is closed on the server: the next held one goes now.
+            claim(slots.release(slot, trio.current_time()))
 
 
 async def _close_on_exit(feed: SessionFeed) -> None:  # noqa: ASYNC910 (private; closing awaits I/O)

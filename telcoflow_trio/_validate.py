@@ -23,6 +23,7 @@ __all__ = [
     "check_member",
     "check_non_empty_str",
     "check_number",
+    "check_optional_int",
     "check_timeout",
     "check_type",
     "coerce_pcm",
@@ -73,6 +74,18 @@ def check_int(name: str, value: object, *, low: int | None = None, high: int | N
             bounds = f"in {low}..{high}"
         raise ValueError(f"{name} must be {bounds}, got {number}")
     return number
+
+
+def check_optional_int(
+    name: str, value: object, *, low: int | None = None, high: int | None = None
+) -> int | None:
+    """``value`` if it is None (no limit), else as :func:`check_int` checks it."""
+    if value is None:
+        return None
+    try:
+        return check_int(name, value, low=low, high=high)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, got {_type_name(value)}") from None
 
 
 def check_number(name: str, value: object) -> float:
