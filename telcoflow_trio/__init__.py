@@ -22,6 +22,7 @@ import logging
 
 from ._call import Call, CallEndReason
 from ._call_events import CallError, CallTerminated
+from ._capacity import ClaimStats
 from ._config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,
@@ -100,6 +101,7 @@ __all__ = [
     "CallState",
     "CallTerminated",
     "ChannelType",
+    "ClaimStats",
     "ClearResult",
     "CloseReason",
     "CloseResult",

@@ -27,6 +27,7 @@ PUBLIC: dict[str, set[str]] = {
         "CallState",
         "CallTerminated",
         "ChannelType",
+        "ClaimStats",
         "ClearResult",
         "CloseReason",
         "CloseResult",
