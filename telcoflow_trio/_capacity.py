@@ -214,7 +214,7 @@ class Slots:
         expired = 0
         while self._held:
             session_id, (_, seen) = next(iter(self._held.items()))
-            if now - seen < self.max_age:
+            if now < seen + self.max_age:  # the same sum as next_expiry, so they agree
                 break
             del self._held[session_id]
             expired += 1
