@@ -29,7 +29,9 @@ CLEANUP_DEADLINE: Final = 15.0
 class Claimer:
     """Sends the manager's claims and closes those it won but cannot serve."""
 
-    def __init__(self, control_connection: ControlConnection, rest: RestClient, scope: TaskScope):
+    def __init__(
+        self, control_connection: ControlConnection, rest: RestClient, scope: TaskScope
+    ) -> None:
         self._control = control_connection
         self._rest = rest
         self._scope = scope
