@@ -10,7 +10,8 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 #                   opened through _connect; _connectors picks one by config
 #   audio/          the outgoing byte buffer and pull servicer, incoming audio budgets
 #   _control_connection, _voice_connection   one loop per WebSocket, feeding the machines
-#   _call, _call_lifecycle, _call_events, _session, _session_manager, _rest_client
+#   _call, _call_lifecycle, _call_events, _session, _session_manager (with _claims and
+#   _capacity: how serve_calls claims), _rest_client
 #                   what users hold
 #   _config, _errors, _enums, _messages, _results   the vocabulary the layers share
 #   _validate, _channels, _scope, _replies, _ratelimit, _trace   helpers the layers share
