@@ -22,7 +22,8 @@ import trio
 from . import _trace
 from ._call_events import CallEvents
 from ._call_lifecycle import CallLifecycle, EndOnServerHook
-from ._config import CallAudioConfig, SessionManagerConfig
+from ._config import CallAudioConfig, SessionManagerConfig, Transport
+from ._connectors import connector_for
 from ._enums import CallState, CloseReason
 from ._errors import WSSCallStateError
 from ._results import CommandResult
@@ -315,18 +316,22 @@ class Call:
         audio_config: CallAudioConfig | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        transport: Transport = "trio-websocket",
     ) -> Call:
         """A call handed over by another node; use it as ``async with Call.from_json(d) as call``.
 
-        The audio settings are this node's own. Raises ``ValueError`` naming what is wrong.
+        The audio settings are this node's own; ``transport`` picks the WebSocket engine, as
+        ``SessionManagerConfig.transport`` does. Raises ``ValueError`` naming what is wrong.
         """
         check_type("document", document, (str, bytes), "str or bytes")
         audio = CallAudioConfig() if audio_config is None else audio_config
         check_type("audio_config", audio, CallAudioConfig, "a CallAudioConfig")
+        check_type("transport", transport, str, "a str")
+        plane = VoicePlane(connector_for(transport))
         doc = handoff.decode_handoff(document)
         if isinstance(doc, Unrecognised):
             raise ValueError(f"not a call hand-off document: {doc.reason}")
-        return cls(doc, audio, _lifecycle(doc, audio, ssl_context))
+        return cls(doc, audio, _lifecycle(doc, audio, ssl_context, voice_plane=plane))
 
     async def __aenter__(self) -> Call:
         if self._life.nursery is not None:

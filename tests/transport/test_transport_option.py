@@ -136,3 +136,49 @@ async def test_an_mtls_call_over_the_websockets_engine(tmp_path: Path) -> None:
                     await call.wait_for_playout()
                     await sim.wait_heard(got)
                     assert sim.heard == sim.spoken
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_handed_off_call_opens_its_voice_plane_with_the_engine_asked_for(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    module = _websocket if transport == "trio-websocket" else _sansio_websocket
+    engine = module.open_websocket
+
+    def counting(
+        url: str,
+        headers: Mapping[str, str],
+        tls: ssl.SSLContext | None,
+        *,
+        what: str,
+        secrets: tuple[str, ...] = (),
+        message_queue_size: int = 1,
+    ) -> AbstractAsyncContextManager[MessageSocket]:
+        opened.append(what)
+        return engine(  # type: ignore[no-any-return]
+            url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
+        )
+
+    async with open_sandbox(time_scale=10) as sb:
+        with trio.fail_after(10):
+            async with tf.SessionManager(sb.config()) as sm:
+                await sb.place_call()
+                note = await sm.session_notifications.receive()
+                async with sm.open_session(note.session_id) as session:
+                    document = (await session.incoming_call()).to_json()
+            monkeypatch.setattr(module, "open_websocket", counting)
+            async with tf.Call.from_json(document, transport=transport) as call:  # type: ignore[arg-type]
+                assert await call.answer()
+                assert await call.close()
+    assert opened == ["voice plane"]
+
+
+def test_a_handed_off_call_refuses_an_unknown_transport() -> None:
+    document = (
+        '{"id": "c-1", "url": "ws://127.0.0.1:1/v", "token": "t", "caller": "", "callee": ""}'
+    )
+    with pytest.raises(ValueError, match=r"transport must be .*got 'carrier-pigeon'"):
+        tf.Call.from_json(document, transport="carrier-pigeon")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="transport must be a str, got int"):
+        tf.Call.from_json(document, transport=3)  # type: ignore[arg-type]
