@@ -44,7 +44,7 @@ from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
-from ._transport import MessageSocket, SocketClosed, redact, refusal_error
+from ._transport import MessageSocket, SocketClosed, WriteFailures, redact, refusal_error
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -135,7 +135,7 @@ class SansIOWebSocket(MessageSocket):
         """aclose or abort was called: no more messages or pings from us."""
         self._broken = False
         """The stream is closed (abort): nothing more is written, not even a close frame."""
-        self._warned_stuck = False
+        self._failures = WriteFailures(what)
         self._scopes: set[trio.CancelScope] = set()
         self._tasks_cancelled = False
         self._inbox = Inbox(message_queue_size, self._closed_socket)
@@ -160,9 +160,6 @@ class SansIOWebSocket(MessageSocket):
     def closed(self) -> bool:
         return self._closed or self._protocol.state is not _OPEN or self._reader_done.is_set()
 
-    def _closed_error(self) -> WSSConnectionError:
-        return WSSConnectionError(f"{self._what}: the connection is closed")
-
     def _closed_socket(self) -> SocketClosed:
         return SocketClosed(self._close_code, self._close_reason)
 
@@ -183,22 +180,13 @@ class SansIOWebSocket(MessageSocket):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
         if self._closed or self._protocol.state is not _OPEN:
             await trio.lowlevel.checkpoint()
-            raise self._closed_error()
+            raise self._failures.closed()
         outcome = await self._transmit(kind, payload)
         if outcome == _WRITTEN:
             return
         if outcome != _STUCK:
-            raise self._closed_error()
-        if not self._warned_stuck:
-            self._warned_stuck = True
-            logger.warning(
-                "%s: a write was stuck for %g s: closing the connection",
-                self._what,
-                _transport.WRITE_TIMEOUT,
-            )
-        raise WSSConnectionError(
-            f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; connection closed"
-        )
+            raise self._failures.closed()
+        raise self._failures.stuck()
 
     async def _transmit(  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
         self, kind: int, payload: bytes = b"", deadline: float | None = None

@@ -40,6 +40,7 @@ __all__ = [
     "MemorySocket",
     "MessageSocket",
     "SocketClosed",
+    "WriteFailures",
     "keep_alive",
     "memory_socket_pair",
     "refusal_error",
@@ -148,6 +149,31 @@ class Connector(Protocol):
         secrets: tuple[str, ...] = (),
         message_queue_size: int = 1,
     ) -> AbstractAsyncContextManager[MessageSocket]: ...
+
+
+class WriteFailures:
+    """How an engine's ``send`` fails, worded once for every engine: the socket is closed, or a
+    write was stuck past :data:`WRITE_TIMEOUT`. The stuck warning is logged once per socket:
+    a dead peer would otherwise log it for every frame still queued."""
+
+    __slots__ = ("_warned", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._warned = False
+
+    def closed(self) -> WSSConnectionError:
+        return WSSConnectionError(f"{self._what}: the connection is closed")
+
+    def stuck(self) -> WSSConnectionError:
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "%s: a write was stuck for %g s: closing the connection", self._what, WRITE_TIMEOUT
+            )
+        return WSSConnectionError(
+            f"{self._what}: a write was stuck for {WRITE_TIMEOUT:g} s; connection closed"
+        )
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -21,9 +21,8 @@ import trio_websocket
 
 from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
-from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
-from ._transport import MessageSocket, SocketClosed, refusal_error
+from ._transport import MessageSocket, SocketClosed, WriteFailures, refusal_error
 
 __all__ = ["TrioWebSocket", "open_websocket", "wrap_stream"]
 
@@ -162,7 +161,7 @@ class TrioWebSocket(MessageSocket):
         self._host = host
         self._what = what
         self._closed = False
-        self._warned_stuck = False
+        self._failures = WriteFailures(what)
         self._pings: set[_Ping] = set()
         host.on_reader_done = self._wake_pings
 
@@ -173,15 +172,12 @@ class TrioWebSocket(MessageSocket):
     def closed(self) -> bool:
         return self._closed or self._ws.closed is not None or self._host.reader_done.is_set()
 
-    def _closed_error(self) -> WSSConnectionError:
-        return WSSConnectionError(f"{self._what}: the connection is closed")
-
     async def send(self, message: str | bytes) -> None:
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
         if self.closed:
             await trio.lowlevel.checkpoint()
-            raise self._closed_error()
+            raise self._failures.closed()
         written = False
         try:
             # One scope, shielded from outside cancellation, with its own deadline: it is
@@ -192,24 +188,14 @@ class TrioWebSocket(MessageSocket):
                 await self._ws.send_message(message)
                 written = True
         except trio_websocket.ConnectionClosed:
-            raise self._closed_error() from None
+            raise self._failures.closed() from None
         finally:
             if not written:
                 # Failed, stuck past its deadline, or interrupted: how much of the frame
                 # reached the stream is unknown, so nothing more may be written to it.
                 await self.abort()
         if not written:
-            if not self._warned_stuck:
-                self._warned_stuck = True
-                logger.warning(
-                    "%s: a write was stuck for %g s: closing the connection",
-                    self._what,
-                    _transport.WRITE_TIMEOUT,
-                )
-            raise WSSConnectionError(
-                f"{self._what}: a write was stuck for {_transport.WRITE_TIMEOUT:g} s; "
-                "connection closed"
-            )
+            raise self._failures.stuck()
 
     @property
     def fed(self) -> bool:
