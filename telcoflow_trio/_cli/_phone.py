@@ -21,6 +21,7 @@ import attrs
 import httpx
 import trio
 
+from .._scope import cleanup_within
 from ..sandbox import WavFormatError, frame_bytes, inspect_wav, read_wav, write_wav
 from ._progress import Progress, add_output_options, bar, start_output
 
@@ -131,8 +132,7 @@ async def run_phone(
                 ended = status["state"] == "ENDED"
         finally:
             if not ended:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
-                    await http.post(path + "/hangup")
+                await cleanup_within(5, http.post, path + "/hangup")
             show.clear()
         final = _check(await http.get(path, params={"audio": "1"}), "fetching the recording")
     heard = base64.b64decode(final.get("heard", ""))
