@@ -20,7 +20,8 @@ ROOT = PACKAGE.name
 ROOMS: dict[str, set[str]] = {
     "sandbox": set(),
     "testing": {"sandbox"},
-    "_cli": {"sandbox", "testing"},
+    "runner": set(),
+    "_cli": {"sandbox", "testing", "runner"},
 }
 
 # Modules a user may import; every other module's name (or a package above it) is private.
@@ -36,6 +37,7 @@ PUBLIC_MODULES = {
     "telcoflow_trio.protocol.session_state",
     "telcoflow_trio.protocol.timing",
     "telcoflow_trio.protocol.voice",
+    "telcoflow_trio.runner",
     "telcoflow_trio.sandbox",
     "telcoflow_trio.testing",
     "telcoflow_trio.testing.pytest_plugin",
