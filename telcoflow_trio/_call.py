@@ -285,6 +285,12 @@ class Call:
         """Round-trip times (s) of recent commands."""
         return () if self._life.voice is None else tuple(self._life.voice.command_rtts)
 
+    @property
+    def pull_fill_times(self) -> Sequence[float]:
+        """Seconds from recent pull requests (those that found audio queued) to the frame
+        that completed each, as handed to the socket; an empty buffer is an underrun."""
+        return () if self._life.voice is None else tuple(self._life.voice.servicer.fill_times)
+
     def audio_stream(self, channel_id: int = 0) -> AudioStream:
         """The caller's audio on a channel (0 = mixed): ``async for chunk in call.audio_stream()``.
 

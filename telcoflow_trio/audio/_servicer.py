@@ -53,11 +53,19 @@ command has been handed to the socket, then awaits and returns the :class:`Comma
 Fresh frames wait until ``written()`` is called or ``send_interrupt`` returns, so the server
 always sees the interrupt before the new audio (a hook that cannot tell when the command was
 written may ignore ``written``: new audio then waits for the round trip).
+
+Pull fill times (:attr:`PullServicer.fill_times`, ``call.pull_fill_times``): for each owed
+request that found audio queued, the seconds from its arrival to the moment the frame that
+completes it was handed to the socket; the latest :data:`FILL_SAMPLES` are kept. A request
+that found the buffer empty is an underrun instead (counted, not timed): it waits for the
+agent to speak, and timing it would measure the agent's silences, not the pull path.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeAlias
 
@@ -77,6 +85,9 @@ __all__ = ["MAX_REQUEST_RUNS", "PullServicer", "SendFrame", "SendInterrupt"]
 logger = logging.getLogger(__name__)
 
 _QUEUED: Final = PullOutcome.QUEUED
+FILL_SAMPLES: Final = 256
+"""Pull fill times kept per call (the latest)."""
+_FILLS_TIMED: Final = 1024  # requests timed at once; later ones go untimed until these are paid
 
 SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
 """Write one binary WebSocket message."""
@@ -122,6 +133,10 @@ class PullServicer:
         self._frames = 0
         self._lost = 0
         self._clears = 0
+        # (end of the request in requested bytes, arrival time), oldest first.
+        self._fills: deque[tuple[int, float]] = deque()
+        self.fill_times: deque[float] = deque(maxlen=FILL_SAMPLES)
+        """Pull fill times (s), latest last; see the module docstring."""
         self.last_clear: ClearResult | None = None
         """The result of the most recent :meth:`clear`."""
 
@@ -175,7 +190,10 @@ class PullServicer:
             check_type("request", request, BufferRequest, "a BufferRequest")
         if self._closed:
             return
-        outcome = self._ledger.on_request(request, self._buffer.size)
+        buffered = self._buffer.size
+        outcome = self._ledger.on_request(request, buffered)
+        if buffered and outcome.owed and len(self._fills) < _FILLS_TIMED:
+            self._fills.append((self._ledger.requested_bytes, time.monotonic()))
         if outcome is _QUEUED:
             if self._request_lot:
                 self._request_lot.unpark_all()
@@ -285,6 +303,13 @@ class PullServicer:
             self._sent += n
             self._frames += 1
             self._heard = self._inflight_end
+            fills = self._fills
+            if fills:
+                ledger = self._ledger
+                paid = ledger.requested_bytes - ledger.owed
+                now = time.monotonic()
+                while fills and fills[0][0] <= paid:
+                    self.fill_times.append(now - fills.popleft()[1])
         else:
             self._lost += n
         self._inflight_start = None
@@ -396,6 +421,7 @@ class PullServicer:
             return 0
         self._final_settled = self._settled_position()
         self._closed = True
+        self._fills.clear()
         dropped = self._buffer.drop()
         self._interrupt_framing()
         for lot in (self._request_lot, self._gate_lot, self._write_lot, self._settle_lot):
