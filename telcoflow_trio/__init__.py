@@ -11,7 +11,8 @@ The library configures no logging handlers; its loggers live under ``telcoflow_t
 #   audio/          the outgoing byte buffer and pull servicer, incoming audio budgets
 #   _control_connection, _voice_connection   one loop per WebSocket, feeding the machines
 #   _call, _call_lifecycle, _call_events, _session, _session_manager (with _claims and
-#   _capacity: how serve_calls claims), _rest_client
+#   _capacity: how serve_calls claims), _serving (CallServer: serve_calls with drain),
+#   _rest_client
 #                   what users hold
 #   _config, _errors, _enums, _messages, _results   the vocabulary the layers share
 #   _validate, _channels, _scope, _replies, _ratelimit, _trace   helpers the layers share
@@ -73,6 +74,7 @@ from ._errors import (
 )
 from ._messages import IncomingMessage, SendWAMessage, SessionNotification
 from ._results import CommandResult, SendMessageResult
+from ._serving import CallOutcome, CallServer
 from ._session import Session
 from ._session_manager import SessionManager
 from ._version import __version__
@@ -99,6 +101,8 @@ __all__ = [
     "CallEvent",
     "CallFlowBuilder",
     "CallFlowConfig",
+    "CallOutcome",
+    "CallServer",
     "CallState",
     "CallTerminated",
     "ChannelType",

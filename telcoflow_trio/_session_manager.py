@@ -1,4 +1,5 @@
-"""The entry point: one control connection, its sessions, and ``serve_calls``.
+"""The entry point: one control connection, its sessions, and ``serve_calls`` (which runs
+a :class:`~telcoflow_trio._serving.CallServer`).
 
 ``async with SessionManager(config) as sm:`` opens a nursery that owns every task of the
 manager; on entry the control connection is up (setup done), on exit every session, call,
@@ -18,30 +19,24 @@ import sniffio
 import trio
 
 from ._call import Call
-from ._capacity import MAX_HELD, MAX_HELD_AGE, ClaimStats, Slot, Slots
+from ._capacity import MAX_HELD, MAX_HELD_AGE, ClaimStats
 from ._channels import DroppingSender, open_dropping_channel
 from ._claims import CLEANUP_DEADLINE, Claimer
 from ._config import CallFlowConfig, SessionManagerConfig
 from ._connectors import connector_for
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
-from ._enums import ChannelType, SessionActivityType
+from ._enums import ChannelType
 from ._errors import (
-    WSSCallClosedError,
-    WSSConnectionError,
     WSSSessionAlreadyExists,
-    WSSSessionBusy,
-    WSSSessionClosed,
     WSSSessionError,
-    WSSSessionNotFound,
 )
 from ._messages import SessionNotification
-from ._ratelimit import RateLimit
 from ._rest_client import RestClient
 from ._scope import TaskScope, cleanup_within
+from ._serving import CallServer, register_manager
 from ._session import Session, SessionFeed, open_session_object, session_error
 from ._transport import Connector
 from ._validate import (
-    check_callable,
     check_int,
     check_member,
     check_non_empty_str,
@@ -55,8 +50,6 @@ __all__ = ["SessionManager"]
 logger = logging.getLogger(__name__)
 
 NOTIFICATION_BUFFER: Final = 256
-WARNING_INTERVAL: Final = 60.0
-"""A warning that may repeat is logged at most once per this many seconds."""
 
 
 def _require_trio() -> None:
@@ -106,6 +99,7 @@ class SessionManager:
         )
         self._voice_plane = VoicePlane(connect, voice_timeouts or VoiceTimeouts())
         self._sessions: dict[str, SessionFeed] = {}
+        register_manager(self, _Port(self._sessions))
         self._notify_in: DroppingSender[SessionNotification]
         self.session_notifications: trio.MemoryReceiveChannel[SessionNotification]
         self._notify_in, self.session_notifications = open_dropping_channel(
@@ -116,8 +110,6 @@ class SessionManager:
         self._rest: RestClient
         self._claimer: Claimer
         self._claim_stats = ClaimStats()
-        self._serve_failures = 0
-        self._serve_failures_logged = RateLimit(WARNING_INTERVAL)
 
     def __repr__(self) -> str:
         return f"<SessionManager {self.config.base_url} {self._control.state}>"
@@ -343,93 +335,30 @@ class SessionManager:
         A ``RESUME`` notification (the server re-offers a live call after a control-plane
         blip) is skipped for a session this manager still holds; for another agent's call it
         is claimed, and served only if its voice plane opens (the other agent is gone).
+
+        This is ``await CallServer(sm, handler, ...).run()``; a :class:`CallServer` can
+        also be drained (stop claiming, let live calls end) and report each call's outcome.
         """
-        check_callable("handler", handler, "an async function taking a Call")
-        slots = Slots(self._claim_stats, max_calls, max_held, max_held_age)
-        scope = TaskScope("serve_calls", shield=False)
-        await scope.open()
+        server = CallServer(
+            self, handler, max_calls=max_calls, max_held=max_held, max_held_age=max_held_age
+        )
+        await server.run()
 
-        def claim(ready: list[Slot]) -> None:
-            for slot in ready:
-                args = (slot, handler, slots, claim)
-                scope.start_soon(self._serve_one, *args, name=slot.note.session_id)
 
-        body_exc: BaseException | None = None
-        try:
-            while True:
-                note: SessionNotification | None = None
-                with trio.move_on_at(slots.next_expiry()):  # held ones expire meanwhile
-                    note = await self.session_notifications.receive()
-                if note is None:
-                    claim(slots.tick(trio.current_time()))
-                elif note.channel is not ChannelType.TELCO:
-                    logger.debug(
-                        "serve_calls: skipping %s session %s", note.channel, note.session_id
-                    )
-                elif note.session_id in self._sessions:
-                    logger.debug("serve_calls: session %s is already ours", note.session_id)
-                else:
-                    claim(slots.notified(note, trio.current_time()))
-        except trio.EndOfChannel:
-            pass
-        except BaseException as exc:
-            body_exc = exc
-            raise
-        finally:
-            slots.close()
-            await scope.close(body_exc)
+class _Port:
+    """What a ``CallServer`` on this manager uses beyond its public API. It holds the
+    manager's sessions, not the manager (see ``register_manager``)."""
 
-    async def _serve_one(  # noqa: ASYNC910 (private task body)
-        self,
-        slot: Slot,
-        handler: Callable[[Call], Awaitable[None]],
-        slots: Slots,
-        claim: Callable[[list[Slot]], None],
-    ) -> None:
-        session_id = slot.note.session_id
-        try:
-            async with self.open_session(session_id) as session:
-                slots.won(slot)
-                call = await session.incoming_call()
-                if slot.note.activity == SessionActivityType.RESUME:
-                    # Another agent may still hold this call on its voice socket: then the
-                    # voice upgrade is refused (WSSSessionBusy) and the call is left alone.
-                    await self._sessions[session_id].open_call_voice()
-                try:
-                    await handler(call)
-                except (WSSSessionBusy, WSSCallClosedError) as exc:
-                    if call.end_reason is None:
-                        logger.exception("call %s: handler raised; closing the call", call.id)
-                    else:  # the call ended under the handler: not the handler's fault
-                        logger.info("call %s ended under its handler: %s", call.id, exc)
-                except Exception:
-                    logger.exception("call %s: handler raised; closing the call", call.id)
-        except WSSSessionBusy:
-            slots.lost(slot)
-            logger.debug("session %s is held by another agent", session_id)
-        except (WSSSessionClosed, WSSSessionNotFound, WSSCallClosedError) as exc:
-            slots.lost(slot)
-            logger.info("session %s ended before it could be served: %s", session_id, exc)
-        except Exception as exc:
-            if (
-                isinstance(exc, WSSConnectionError)
-                and self._control.state is not ConnectionState.CONNECTED
-            ):
-                # The claim was cut by a control blip: the server offers the session again
-                # (RESUME) once we are back, and it is claimed then.
-                logger.info("session %s: claim cut by a control reconnect: %s", session_id, exc)
-                return  # noqa: ASYNC910 (private task body)
-            self._serve_failures += 1
-            if self._serve_failures_logged.add():
-                logger.warning(
-                    "session %s: could not serve its call: %s (%d such failures so far)",
-                    session_id,
-                    exc,
-                    self._serve_failures,
-                )
-        finally:
-            # Freed once the session is closed on the server: the next held one goes now.
-            claim(slots.release(slot, trio.current_time()))
+    __slots__ = ("_sessions",)
+
+    def __init__(self, sessions: dict[str, SessionFeed]) -> None:
+        self._sessions = sessions
+
+    def holds(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    async def open_call_voice(self, session_id: str) -> None:
+        await self._sessions[session_id].open_call_voice()
 
 
 async def _close_on_exit(feed: SessionFeed) -> None:  # noqa: ASYNC910 (private; closing awaits I/O)

@@ -24,6 +24,8 @@ PUBLIC: dict[str, set[str]] = {
         "CallEvent",
         "CallFlowBuilder",
         "CallFlowConfig",
+        "CallOutcome",
+        "CallServer",
         "CallState",
         "CallTerminated",
         "ChannelType",
