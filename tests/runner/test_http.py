@@ -83,10 +83,12 @@ async def test_a_raising_check_is_503_and_a_raising_metrics_is_500(
         raise RuntimeError("metrics boom")
 
     with trio.fail_after(20):
-        async with running(broken_health, broken_metrics) as (port, _):
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                assert (await client.get("/healthz")).status_code == 503
-                assert (await client.get("/metrics")).status_code == 500
+        async with (
+            running(broken_health, broken_metrics) as (port, _),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            assert (await client.get("/healthz")).status_code == 503
+            assert (await client.get("/metrics")).status_code == 500
     messages = [r.getMessage() for r in caplog.records if r.exc_info]
     assert any("/healthz" in m for m in messages)
     assert any("/metrics" in m for m in messages)
@@ -122,13 +124,15 @@ async def test_bad_arguments_are_refused(host: str, port: int, error: type[Excep
 
 async def test_cancel_returns_with_connections_open_and_frees_the_port() -> None:
     with trio.fail_after(20):
-        async with running(Health()) as (port, nursery):
-            # An idle keep-alive connection, and one that sent half a request.
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                assert (await client.get("/healthz")).status_code == 200
-                half = await trio.open_tcp_stream("127.0.0.1", port)
-                await half.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-                nursery.cancel_scope.cancel()
+        # An idle keep-alive connection, and one that sent half a request.
+        async with (
+            running(Health()) as (port, nursery),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            assert (await client.get("/healthz")).status_code == 200
+            half = await trio.open_tcp_stream("127.0.0.1", port)
+            await half.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            nursery.cancel_scope.cancel()
         await half.aclose()
     # The listening socket is closed: the port can be bound at once.
     async with running(Health()) as (again, _):
