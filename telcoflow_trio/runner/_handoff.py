@@ -56,6 +56,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAXLEN: Final = 10_000
 """The stream is trimmed (approximately) to this many entries on each ``XADD``."""
 _SCHEMES: Final = ("redis", "rediss", "unix")
+_UNUSABLE: Final = (
+    coredis.exceptions.ConnectionError,
+    coredis.exceptions.AuthenticationError,
+    coredis.exceptions.AuthorizationError,
+    OSError,
+)
+"""What a worker's first command may meet that no retry will mend."""
 
 
 class HandoffError(Exception):
@@ -221,7 +228,8 @@ async def serve_handoffs(
     client the caller has opened. ``audio_config``, ``ssl_context`` and ``transport`` are
     this node's, as for :meth:`Call.from_json`. Entries pending for ``reclaim_idle``
     seconds (their worker died) are taken over, and served if their call is still NEW.
-    With ``nursery.start`` it reports started once the group exists.
+    With ``nursery.start`` it reports started once the group exists; a Redis it cannot
+    connect or log in to at that point raises :class:`RunConfigError`.
     """
     _check_name("stream", stream)
     _check_name("group", group)
@@ -247,4 +255,10 @@ async def serve_handoffs(
             max_calls=max_calls,
             reclaim_idle=float(reclaim_idle),
         )
+        try:
+            await worker.ensure_group()
+        except _UNUSABLE as exc:
+            where = _redacted(redis) if isinstance(redis, str) else "the given client"
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise RunConfigError(f"cannot use Redis at {where}: {reason}") from None
         await worker.run(task_status)

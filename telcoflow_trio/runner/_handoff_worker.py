@@ -117,7 +117,7 @@ class Worker:
             await trio.lowlevel.checkpoint()  # another worker made it: ours too
 
     async def run(self, task_status: trio.TaskStatus[None]) -> None:
-        await self.ensure_group()
+        """Read and take over entries until cancelled (the group exists already)."""
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(self._read_loop)

@@ -50,7 +50,8 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            # NOAUTH: a server with --requirepass is up too.
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -65,8 +66,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
-def start_redis_server(directory: Path) -> RedisServer:
-    """Start redis-server in ``directory`` on a free port; fail the test if it cannot."""
+def start_redis_server(directory: Path, *options: str) -> RedisServer:
+    """Start redis-server in ``directory`` on a free port, with more command-line
+    ``options`` (``"--requirepass", "pw"``); fail the test if it cannot."""
     binary = REDIS_SERVER_BINARY
     if binary is None or not Path(binary).exists():
         pytest.fail(
@@ -80,6 +82,7 @@ def start_redis_server(directory: Path) -> RedisServer:
         log = directory / f"redis-{attempt}.log"
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "no", "--dir", str(directory), "--logfile", str(log)]
+        command += options
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + _READY_DEADLINE
         while process.poll() is None and time.monotonic() < deadline:

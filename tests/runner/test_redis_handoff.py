@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -31,7 +32,7 @@ from telcoflow_trio.runner._handoff import (
 from telcoflow_trio.runner._handoff_worker import Redis
 from telcoflow_trio.sandbox import TestSignal
 from telcoflow_trio.testing import Sandbox, open_sandbox
-from tests.runner.conftest import RedisServer
+from tests.runner.conftest import RedisServer, start_redis_server
 
 STREAM = "calls"
 GROUP = "media"
@@ -44,6 +45,7 @@ Served = dict[str, list[str]]
 WORKER_SCRIPT = """
 import sys
 from functools import partial
+from pathlib import Path
 import trio
 from telcoflow_trio.runner._handoff import serve_handoffs
 
@@ -405,3 +407,61 @@ def test_a_bad_redis_url_is_one_line_naming_its_problem_without_the_password(
 async def test_serve_handoffs_with_a_bad_url_raises_run_config_error() -> None:
     with pytest.raises(RunConfigError, match="bad Redis URL redis://\\*\\*\\*@"):
         await serve_handoffs("redis://:pw@h:x/0", STREAM, GROUP, "w", echo_handler("w", {}))
+
+
+async def test_a_redis_that_refuses_the_worker_at_start_is_a_run_config_error(
+    tmp_path: Path,
+) -> None:
+    server = start_redis_server(tmp_path, "--requirepass", "right-one")
+    try:
+        wrong = f"redis://:hunter2@127.0.0.1:{server.port}/0"
+        with pytest.raises(RunConfigError) as exc_info:
+            await serve_handoffs(wrong, STREAM, GROUP, "w", echo_handler("w", {}))
+    finally:
+        server.process.terminate()
+        server.process.wait(5)
+    message = str(exc_info.value)
+    assert message.startswith(f"cannot use Redis at redis://***@127.0.0.1:{server.port}/0: ")
+    assert "Authentication" in message
+    assert "\n" not in message and "hunter2" not in message
+    closed = f"redis://127.0.0.1:{closed_port()}/0"
+    with pytest.raises(RunConfigError, match="ConnectionError"):
+        await serve_handoffs(closed, STREAM, GROUP, "w", echo_handler("w", {}))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"stream": ""}, ValueError, "stream must be a non-empty str"),
+        ({"group": None}, ValueError, "group must be a non-empty str"),
+        ({"consumer": 3}, ValueError, "consumer must be a non-empty str"),
+        ({"handler": "mod:func"}, TypeError, "handler must be an async function"),
+        ({"max_calls": 0}, ValueError, "max_calls must be a positive int"),
+        ({"max_calls": True}, ValueError, "max_calls must be a positive int"),
+        ({"reclaim_idle": 0}, ValueError, "reclaim_idle must be positive seconds"),
+        ({"reclaim_idle": float("inf")}, ValueError, "reclaim_idle must be positive seconds"),
+        ({"reclaim_idle": "30"}, TypeError, "reclaim_idle must be a number"),
+    ],
+)
+async def test_serve_handoffs_names_a_bad_argument(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    arguments: dict[str, object] = {
+        "redis": "redis://127.0.0.1:1/0",
+        "stream": STREAM,
+        "group": GROUP,
+        "consumer": "w",
+        "handler": echo_handler("w", {}),
+    }
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        await serve_handoffs(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_front_names_a_bad_argument() -> None:
+    redis = redis_client("redis://127.0.0.1:1/0")
+    with pytest.raises(ValueError, match="stream must be a non-empty str"):
+        HandoffFront(redis, "")
+    with pytest.raises(ValueError, match="maxlen must be a positive int, got 0"):
+        HandoffFront(redis, STREAM, maxlen=0)
+    assert repr(HandoffFront(redis, STREAM)) == "<HandoffFront stream='calls' maxlen=10000>"
