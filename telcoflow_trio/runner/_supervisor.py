@@ -35,6 +35,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
@@ -148,6 +149,8 @@ class Supervisor:
         self._argv_for = argv_for
         self._env = dict(os.environ if env is None else env)
         self._given_dir = metrics_dir or self._env.get(MULTIPROC_DIR_ENV) or None
+        if self._given_dir is not None and not os.path.isdir(self._given_dir):
+            raise RunConfigError(f"metrics directory {self._given_dir!r} is not a directory")
         self._backoff = (backoff, max_backoff, backoff_reset)
         self._kill_after = None if kill_after is None else _nonnegative(kill_after, "kill_after")
         self._close_grace = _nonnegative(close_grace, "close_grace")
@@ -219,14 +222,19 @@ class Supervisor:
     async def run(self) -> int:
         """Start the workers and keep them running until they are drained (by signals when
         ``handle_signals``, else by :meth:`drain`), then return the exit status: 0 when every
-        worker exited 0 after the drain, else 1 (the failed ones are logged, by index).
+        worker exited 0 after the drain, else 1 (the failed ones are logged, by index). A worker
+        that was dead, waiting for its restart, when the drain began counts with the status it
+        died with.
 
         :raises RunConfigError: a worker's command could not be started at all (the workers
             already started are stopped first, as on cancellation).
         :raises ValueError: ``argv_for`` returned an empty command.
+        :raises RuntimeError: ``handle_signals`` outside the main thread, or a second run.
         """
         if self._ran:
             raise RuntimeError("a Supervisor runs once; make a new one")
+        if self._handle_signals and threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("handle_signals=True needs the main thread (signals go there)")
         self._ran = True
         own_dir = None
         if self._given_dir is None:

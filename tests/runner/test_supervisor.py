@@ -298,3 +298,38 @@ async def test_a_second_signal_is_forwarded_again(tmp_path: Path, child: Path, o
     assert sorted(n for _, _, n in notes(out, "term")) == ["1", "1", "2", "2"]
     assert all(gone(pid) for _, pid in starts(out))
     assert "all 2 workers drained and exited 0" in (tmp_path / "supervisor.log").read_text()
+
+
+def test_a_metrics_dir_that_is_not_there(tmp_path: Path) -> None:
+    with pytest.raises(RunConfigError, match=r"metrics directory .* is not a directory"):
+        Supervisor(lambda i: ["true"], 1, metrics_dir=str(tmp_path / "missing"))
+
+
+async def test_a_given_metrics_dir_is_shared_and_kept(
+    child: Path, out: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    supervisor = Supervisor(argv(child, out, "exit0"), 2, env=env, **FAST)
+    result: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await run_in(nursery, supervisor, result)
+        await until(lambda: len(starts(out)) == 2)
+        supervisor.drain()
+    assert result == [0]
+    assert {(out / f"start-{i}-{p}").read_text() for i, p in starts(out)} == {str(shared)}
+    assert await trio.Path(shared).is_dir()
+
+
+async def test_a_worker_that_exits_0_unasked_is_restarted(child: Path, out: Path) -> None:
+    # A worker's SIGTERM from elsewhere is not the supervisor's drain: it comes back.
+    supervisor = Supervisor(argv(child, out, "exit0"), 1, **FAST)
+    result: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await run_in(nursery, supervisor, result)
+        await until(lambda: len(starts(out)) == 1)
+        os.kill(supervisor.pids[0], signal.SIGTERM)
+        await until(lambda: len(starts(out)) == 2)
+        supervisor.drain()
+    assert result == [0]
