@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from .._entry import run_main
 from . import _demo as demo_cli
 from . import _phone as phone_cli
+from . import _run as run_cli
 from . import _sandbox_cmd as sandbox_cli
 
 # (module-level register functions, in the order they appear in --help)
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     demo_cli.register,
     phone_cli.register,
+    run_cli.register,
     sandbox_cli.register,
 ]
 
