@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run",
         help="serve calls with an agent's handler (production runner)",
         description=(
-            "Serve calls with HANDLER, an 'async def handler(call)' named as MODULE:FUNCTION "
+            "Serve calls with MODULE:FUNCTION, an 'async def handler(call)' "
             "(the current directory is importable). The server and credentials come from "
             "TELCOFLOW_API_KEY + TELCOFLOW_CONNECTOR_UUID (or TELCOFLOW_CERT_PATH + "
             "TELCOFLOW_KEY_PATH), TELCOFLOW_BASE_URL, TELCOFLOW_CA_BUNDLE, TELCOFLOW_TRANSPORT. "
@@ -63,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=None,
         metavar="F",
-        help="stop claiming while CPU load (fraction of the usable CPUs, cgroup-aware) is above F",
+        help=(
+            "CPU-load threshold, a fraction of the usable CPUs (0 < F <= 1); checked, "
+            "not acted on yet"
+        ),
     )
     p.add_argument(
         "--drain-timeout",
@@ -78,7 +81,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N|auto",
         help="worker processes (auto: one per usable CPU; default 1)",
     )
-    p.add_argument("--http-host", default="127.0.0.1", help="address of /healthz and /metrics")
+    p.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address of /healthz and /metrics (default 127.0.0.1)",
+    )
     p.add_argument(
         "--http-port",
         type=int,
@@ -86,7 +94,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="P",
         help="serve /healthz and /metrics on this port (default: no HTTP server)",
     )
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--log-level", default="INFO", metavar="LEVEL", help="logging level (default INFO)"
+    )
     p.set_defaults(func=run)
 
 
