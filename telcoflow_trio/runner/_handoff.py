@@ -2,8 +2,17 @@
 
 A front process claims calls and puts each NEW call's hand-off document on a stream
 (:class:`HandoffFront`, or :func:`hand_off`); media workers in a consumer group serve them
-(:func:`serve_handoffs`). Every call is served at most once, and once unless a worker dies
-in the instant between recording that it answers a call and sending the answer:
+(:func:`serve_handoffs`)::
+
+    async with redis_client(url) as redis, tf.SessionManager(config) as sm:   # the front
+        await sm.serve_calls(HandoffFront(redis, "calls"))
+
+    await serve_handoffs(url, "calls", "media", "worker-1", handle_call)     # each worker
+
+Every call is served once (its handler runs on one worker), and never twice. A worker
+that dies before answering leaves the call to another; one that dies after answering
+leaves it to no one (it is not NEW any more); one that dies in the instant between setting
+the marker below and sending the answer leaves a call nobody answers. How:
 
 - A worker reads an entry (``XREADGROUP``), opens the call's voice plane, and runs the
   handler. The entry stays pending until the handler returns, then it is acknowledged
@@ -19,7 +28,8 @@ in the instant between recording that it answers a call and sending the answer:
   the call (409), the entry is left pending (its holder may be alive and acknowledge it).
 
 The document carries the call's voice token: it never appears in a log line, a repr or an
-exception message, here or in the SDK's hand-off code.
+exception message, here or in the SDK's hand-off code. (coredis's OpenTelemetry spans leave
+command arguments out unless ``COREDIS_OTEL_CAPTURE_COMMAND_ARGS`` is set: do not set it.)
 """
 
 from __future__ import annotations

@@ -286,7 +286,7 @@ class Worker:
         """While the handler runs, reset the entry's idle time: only a dead worker's entries
         go idle long enough to be taken over."""
         while True:
-            await trio.sleep(self.reclaim_idle / 3)
+            # At once first: reading and attaching may have taken much of reclaim_idle.
             try:
                 await self.redis.xclaim(
                     self.stream, self.group, self.consumer, 0, [entry_id], justid=True
@@ -298,3 +298,4 @@ class Worker:
                     self.stream,
                     type(exc).__name__,
                 )
+            await trio.sleep(self.reclaim_idle / 3)
