@@ -168,19 +168,46 @@ async def test_answers_and_drains_on_sigterm_then_exits_0(sandbox: Sandbox) -> N
     _no_secret(runner, sandbox)
 
 
-async def test_a_second_sigterm_closes_the_live_call_at_once(sandbox: Sandbox) -> None:
+async def test_sigint_drains_too_and_a_second_signal_closes_the_call_at_once(
+    sandbox: Sandbox,
+) -> None:
     with trio.fail_after(WAIT):
         async with open_runner(sandbox_env(sandbox), AGENT) as runner:
             await sandbox.wait_control_connections(1)
             call = await sandbox.place_call()
             await runner.wait_line(lambda line: f"agent: call {call.call_id} answered" in line)
-            runner.signal(signal.SIGTERM)
-            await runner.wait_line(lambda line: "draining: 1 live calls" in line)
+            # Ctrl+C: a drain request, not a KeyboardInterrupt.
+            runner.signal(signal.SIGINT)
+            await runner.wait_line(lambda line: "SIGINT: draining: 1 live calls" in line)
             runner.signal(signal.SIGTERM)
             await call.wait_terminated()
             assert await runner.exit_status() == 0
     assert call.ended_by is EndedBy.AGENT_CLOSE
-    assert any("again: closing 1 live calls now" in line for line in runner.lines)
+    assert any("SIGTERM again: closing 1 live calls now" in line for line in runner.lines)
+    assert not any("Traceback" in line or "interrupted" in line for line in runner.lines)
+
+
+async def test_a_signal_while_connecting_stops_at_once(sandbox: Sandbox) -> None:
+    # A server that accepts TCP connections and never answers the WebSocket handshake.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def stall(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    port = listeners[0].socket.getsockname()[1]
+    env = {**sandbox_env(sandbox), "TELCOFLOW_BASE_URL": f"ws://127.0.0.1:{port}"}
+    with trio.fail_after(WAIT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, stall, listeners)
+            async with open_runner(env, AGENT, "--http-port", "0") as runner:
+                http_port = await _http_port(runner)  # logged once signals are watched
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
+                    assert (await client.get("/healthz")).status_code == 503
+                runner.signal(signal.SIGTERM)
+                assert await runner.exit_status() == 0
+            nursery.cancel_scope.cancel()
+    assert any("SIGTERM before serving: stopping" in line for line in runner.lines)
 
 
 async def test_two_runners_with_two_slots_share_five_calls(sandbox: Sandbox) -> None:
@@ -329,6 +356,10 @@ BAD_INPUT = {
     "no slots": ([AGENT, "--max-calls", "0"], "--max-calls must be at least 1"),
     "no workers": ([AGENT, "--workers", "lots"], "--workers must be a whole number"),
     "a bad load": ([AGENT, "--max-load", "2"], "--max-load"),
+    "a sync handler, workers": (
+        ["tests.runner.agents:sync_handler", "--workers", "2"],
+        "is not an async function",
+    ),
 }
 
 
