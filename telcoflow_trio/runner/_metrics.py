@@ -313,14 +313,23 @@ class Metrics:
         interval: float = 1.0,
     ) -> None:
         """Poll every ``interval`` seconds until cancelled; then report this process
-        unhealthy and without calls (it is going away)."""
+        unhealthy and without calls (it is going away). A poll that raises is logged (the
+        first of a run of failures with its traceback) and the next one tried: metrics never
+        take the process down."""
         if isinstance(interval, bool) or not isinstance(interval, int | float):
             raise TypeError(f"interval must be a number, got {type(interval).__name__}")
         if not (math.isfinite(interval) and interval > 0):
             raise ValueError(f"interval must be a finite number > 0, got {interval!r}")
+        failing = False
         try:
             while True:
-                self.poll(manager, server)
+                try:
+                    self.poll(manager, server)
+                    failing = False
+                except Exception:
+                    if not failing:
+                        logger.exception("metrics: polling the manager failed; trying on")
+                    failing = True
                 await trio.sleep(interval)
         finally:
             self._health.set(0)

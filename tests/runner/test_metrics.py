@@ -240,3 +240,28 @@ def test_an_unknown_outcome_is_logged_not_raised_nor_counted(
     assert any("c1" in r.getMessage() for r in caplog.records)
     found = parse(metrics.render()[0])
     assert sum(v for (name, _), v in found.items() if name == "telcoflow_calls_total") == 0
+
+
+class BrokenManager:
+    """A manager whose claim counters cannot be read."""
+
+    reconnects = 0
+    connection_state = tf.ConnectionState.CONNECTED
+
+    @property
+    def claim_stats(self) -> tf.ClaimStats:
+        raise RuntimeError("no stats today")
+
+
+async def test_a_failing_poll_is_logged_once_and_watch_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    with trio.fail_after(20), caplog.at_level(logging.ERROR):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(metrics.watch, BrokenManager(), interval=0.001))
+            await trio.sleep(0.02)  # many polls, every one failing
+            nursery.cancel_scope.cancel()
+    failures = [r for r in caplog.records if "polling the manager failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
