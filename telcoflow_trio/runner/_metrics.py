@@ -22,7 +22,7 @@ directory)``; its counters and histograms stay on purpose (they count what happe
 
 prometheus_client picks how it stores values (in memory, or in that directory) once, from the
 environment, when ``prometheus_client.values`` is first imported. A process that imported it
-before the variable was set (or after it was removed) would quietly get the wrong storage, so
+before the variable was set (or removed the variable after) would quietly get the wrong storage, so
 :class:`Metrics` builds its metrics, every labelled child included, with the storage the
 environment asks for *now*, then puts prometheus_client's default back.
 
