@@ -268,7 +268,8 @@ async def serve_handoffs(
         try:
             await worker.ensure_group()
         except _UNUSABLE as exc:
-            where = _redacted(redis) if isinstance(redis, str) else "the given client"
+            # A location is host:port or a socket path: nothing secret in it.
+            where = _redacted(redis) if isinstance(redis, str) else client.connection_pool.location
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise RunConfigError(f"cannot use Redis at {where}: {reason}") from None
         await worker.run(task_status)

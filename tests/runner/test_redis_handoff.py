@@ -6,8 +6,10 @@ acknowledged and not served, and the voice token never reaches a log."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import trio
@@ -46,6 +49,7 @@ WORKER_SCRIPT = """
 import sys
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 import trio
 from telcoflow_trio.runner._handoff import serve_handoffs
 
@@ -465,3 +469,53 @@ def test_a_front_names_a_bad_argument() -> None:
     with pytest.raises(ValueError, match="maxlen must be a positive int, got 0"):
         HandoffFront(redis, STREAM, maxlen=0)
     assert repr(HandoffFront(redis, STREAM)) == "<HandoffFront stream='calls' maxlen=10000>"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "redis_handoff.py"
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_redis_handoff", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_serves_three_calls_with_two_workers_each_once(
+    redis_server: RedisServer,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELCOFLOW_")}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--sandbox", "--redis-url", redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("1 time(s), echo exact") == 3
+    assert "3 call(s) served, each once" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "set REDIS_URL"),
+        (["--redis-url", "redis://127.0.0.1:1/0"], "say front or worker, or pass --sandbox"),
+        (["worker", "--redis-url", "http://:pw@h/0"], "bad Redis URL http://***@h/0: the scheme"),
+        (["front", "--redis-url", "redis://127.0.0.1:1/0"], "TELCOFLOW_API_KEY"),
+    ],
+)
+def test_the_example_says_what_is_missing_or_wrong(
+    argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("TELCOFLOW_") or key == "REDIS_URL":
+            monkeypatch.delenv(key)
+    with pytest.raises(SystemExit) as exc_info:
+        load_example().main(argv)
+    assert says in str(exc_info.value.code)
