@@ -158,13 +158,22 @@ async def test_answers_and_drains_on_sigterm_then_exits_0(sandbox: Sandbox) -> N
 
             runner.signal(signal.SIGTERM)
             await runner.wait_line(lambda line: "draining: 1 live calls" in line)
-            # Draining: the call goes on; no new call is claimed.
+            # Draining: the call goes on; a new call is not claimed.
             assert call.state is CallerState.LIVE
+            late = await sandbox.place_call(caller="+15550000099")
+            # The runner was told of it (a notification went out on its control connection).
+            await sandbox.frames.wait_for(
+                lambda r: (
+                    r.plane == "control" and r.direction == "out" and late.session_id in str(r.data)
+                )
+            )
             await call.hang_up()
             await runner.wait_line(lambda line: f"agent: call {call.call_id} ended" in line)
             assert await runner.exit_status() == 0
     assert call.ended_by is EndedBy.CALLER_HANGUP
     assert runner.answered() == [call.call_id]
+    assert late.state is CallerState.OFFERED
+    assert sandbox.sessions[late.session_id].bound is None
     _no_secret(runner, sandbox)
 
 
