@@ -38,7 +38,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Final, get_args
 from urllib.parse import urlsplit
 
 import coredis
@@ -246,6 +246,13 @@ async def serve_handoffs(
     _check_name("consumer", consumer)
     if not callable(handler):
         raise TypeError(f"handler must be an async function, got {type(handler).__name__}")
+    if audio_config is not None and not isinstance(audio_config, CallAudioConfig):
+        raise TypeError(
+            f"audio_config must be a CallAudioConfig, got {type(audio_config).__name__}"
+        )
+    if transport not in get_args(Transport):
+        # Checked here: Call.from_json would refuse every document for it, one by one.
+        raise ValueError(f"transport must be one of {get_args(Transport)}, got {transport!r}")
     if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1:
         raise ValueError(f"max_calls must be a positive int, got {max_calls!r}")
     if isinstance(reclaim_idle, bool) or not isinstance(reclaim_idle, int | float):

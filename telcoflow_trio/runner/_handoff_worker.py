@@ -205,7 +205,7 @@ class Worker:
                 if not spawned and cursor == "0-0":
                     break
 
-    async def _serve(self, entry: StreamEntry) -> None:  # noqa: ASYNC910 (private; a Redis error comes from awaited I/O)
+    async def _serve(self, entry: StreamEntry) -> None:  # noqa: ASYNC910 (private; an error comes from awaited I/O)
         entry_id = _text(entry.identifier)
         try:
             await self._serve_entry(entry_id, entry.field_values)
@@ -215,6 +215,11 @@ class Worker:
                 entry_id,
                 self.stream,
                 type(exc).__name__,
+            )
+        except Exception:
+            # One entry's failure must not stop the worker's other calls (nor its reading).
+            logger.exception(
+                "entry %s of %s: serving it failed; it stays pending", entry_id, self.stream
             )
         finally:
             self.slots.release()

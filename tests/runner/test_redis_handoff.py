@@ -445,6 +445,8 @@ async def test_a_redis_that_refuses_the_worker_at_start_is_a_run_config_error(
         ({"reclaim_idle": 0}, ValueError, "reclaim_idle must be positive seconds"),
         ({"reclaim_idle": float("inf")}, ValueError, "reclaim_idle must be positive seconds"),
         ({"reclaim_idle": "30"}, TypeError, "reclaim_idle must be a number"),
+        ({"transport": "aiohttp"}, ValueError, "transport must be one of"),
+        ({"audio_config": {}}, TypeError, "audio_config must be a CallAudioConfig"),
     ],
 )
 async def test_serve_handoffs_names_a_bad_argument(
