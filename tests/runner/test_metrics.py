@@ -54,42 +54,68 @@ async def listen_answer_return(call: tf.Call) -> None:
     await call.wait_for_playout()
 
 
+async def wait_for_hang_up(call: tf.Call) -> None:
+    assert await call.answer()
+    await call.wait_terminated()
+
+
+async def fail_after_answering(call: tf.Call) -> None:
+    assert await call.answer()
+    raise RuntimeError("the agent broke")
+
+
 @pytest.mark.sandbox(time_scale=10)
-async def test_a_served_call_is_counted_in_metrics(sandbox: Sandbox) -> None:
+async def test_served_calls_are_counted_in_metrics(sandbox: Sandbox) -> None:
     metrics = Metrics()
-    ended: list[tf.Call] = []
+    ended: list[tuple[tf.Call, str]] = []
+    call_over = trio.Event()
     mid_call: list[Samples] = []
     port = 0
 
-    async def handler(call: tf.Call) -> None:
+    async def first(call: tf.Call) -> None:
         await listen_answer_return(call)
-        metrics.poll(sm)
+        metrics.poll(sm, server)
         mid_call.append(parse((await scrape(port)).content))
-        # As CallServer does: on_call_end once the call is closed.
-        await call.close()
-        metrics.call_ended(call, "completed")
-        ended.append(call)
+
+    behaviours = [first, wait_for_hang_up, fail_after_answering]
+
+    async def handler(call: tf.Call) -> None:
+        await behaviours.pop(0)(call)
+
+    def on_call_end(call: tf.Call, outcome: tf.CallOutcome) -> None:
+        nonlocal call_over
+        metrics.call_ended(call, outcome)
+        ended.append((call, outcome))
+        call_over.set()
+        call_over = trio.Event()
 
     with trio.fail_after(60):  # a hang safety net, not a timing assertion
         async with tf.SessionManager(sandbox.config()) as sm, trio.open_nursery() as nursery:
-            check = partial(healthy, sm)
+            server = tf.CallServer(sm, handler, max_calls=2, on_call_end=on_call_end)
+            check = partial(healthy, sm, server)
             port = await nursery.start(
                 partial(serve_http, "127.0.0.1", 0, healthy=check, metrics=metrics.render)
             )
-            nursery.start_soon(partial(sm.serve_calls, handler, max_calls=2))
+            nursery.start_soon(server.run)
             await sandbox.wait_control_connections(1)
-            caller = await sandbox.place_call(audio=bytes(HEARD * 2))
-            await caller.wait_terminated()
-            # Everything runs in this process: once every task is blocked, the session's
-            # close (and the slot's release) has gone through.
-            await trio.testing.wait_all_tasks_blocked()
-            assert ended
-            assert sm.claim_stats.active_calls == 0
-            metrics.poll(sm)
+            # One call at a time, so each meets the next behaviour.
+            over = call_over
+            await sandbox.place_call(audio=bytes(HEARD * 2))
+            await over.wait()
+            over = call_over
+            caller = await sandbox.place_call()
+            await caller.wait_answered()
+            await caller.hang_up()
+            await over.wait()
+            over = call_over
+            await sandbox.place_call()
+            await over.wait()
+            metrics.poll(sm, server)
             response = await scrape(port)
             assert (await scrape(port, "/healthz")).status_code == 200
             nursery.cancel_scope.cancel()
 
+    assert [outcome for _, outcome in ended] == ["completed", "hung_up", "failed"]
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     found = parse(response.content)
@@ -97,25 +123,27 @@ async def test_a_served_call_is_counted_in_metrics(sandbox: Sandbox) -> None:
     assert value(during, "telcoflow_active_calls") == 1
     assert value(during, "telcoflow_calls_total", outcome="completed") == 0
 
-    (call,) = ended
-    counters = call.audio_counters
-    assert counters is not None
-    assert counters.sent_bytes == SAID // 256 * 256
+    calls = [call for call, _ in ended]
+    counters = [c.audio_counters for c in calls]
+    assert all(c is not None for c in counters)
+    assert counters[0] is not None and counters[0].sent_bytes == SAID // 256 * 256
     assert value(found, "telcoflow_active_calls") == 0
     assert value(found, "telcoflow_healthy") == 1
-    assert value(found, "telcoflow_calls_total", outcome="completed") == 1
-    for outcome in ("failed", "hung_up", "closed"):
-        assert value(found, "telcoflow_calls_total", outcome=outcome) == 0
-    assert value(found, "telcoflow_claims_total", result="won") == 1
+    for outcome in ("completed", "hung_up", "failed"):
+        assert value(found, "telcoflow_calls_total", outcome=outcome) == 1
+    assert value(found, "telcoflow_calls_total", outcome="closed") == 0
+    assert value(found, "telcoflow_claims_total", result="won") == 3
     assert value(found, "telcoflow_claims_total", result="lost") == 0
     assert value(found, "telcoflow_claims_total", result="skipped_at_capacity") == 0
     assert value(found, "telcoflow_control_reconnects_total") == 0
-    assert value(found, "telcoflow_audio_underruns_total") == counters.underruns
-    dropped = value(found, "telcoflow_audio_dropped_bytes_total", direction="outgoing")
-    assert dropped == counters.dropped_bytes
-    rtts, fills = call.command_rtts, call.pull_fill_times
-    assert len(rtts) >= 2  # answer, close
-    assert len(fills) >= 1  # pulls that found the agent's words queued
+    underruns = sum(c.underruns for c in counters if c is not None)
+    assert value(found, "telcoflow_audio_underruns_total") == underruns
+    dropped = sum(c.dropped_bytes for c in counters if c is not None)
+    assert value(found, "telcoflow_audio_dropped_bytes_total", direction="outgoing") == dropped
+    rtts = [t for c in calls for t in c.command_rtts]
+    fills = [t for c in calls for t in c.pull_fill_times]
+    assert all(c.command_rtts for c in calls)  # every one answered
+    assert len(calls[0].pull_fill_times) >= 1  # pulls that found the agent's words queued
     assert value(found, "telcoflow_command_rtt_seconds_count") == len(rtts)
     assert value(found, "telcoflow_command_rtt_seconds_sum") == pytest.approx(sum(rtts))
     assert value(found, "telcoflow_pull_fill_seconds_count") == len(fills)
@@ -171,11 +199,10 @@ async def test_healthz_follows_the_control_connection_and_reconnects_are_counted
 
 @pytest.mark.sandbox(time_scale=10)
 async def test_healthz_is_503_while_draining(sandbox: Sandbox) -> None:
-    server = SimpleNamespace(draining=False, claim_stats=None)
     metrics = Metrics()
     with trio.fail_after(60):
         async with tf.SessionManager(sandbox.config()) as sm, trio.open_nursery() as nursery:
-            server.claim_stats = sm.claim_stats
+            server = tf.CallServer(sm, wait_for_hang_up)
             port = await nursery.start(
                 partial(
                     serve_http,
@@ -185,8 +212,9 @@ async def test_healthz_is_503_while_draining(sandbox: Sandbox) -> None:
                     metrics=metrics.render,
                 )
             )
+            nursery.start_soon(server.run)
             assert (await scrape(port, "/healthz")).status_code == 200
-            server.draining = True
+            server.drain()
             assert (await scrape(port, "/healthz")).status_code == 503
             metrics.poll(sm, server)
             assert value(parse(metrics.render()[0]), "telcoflow_healthy") == 0
