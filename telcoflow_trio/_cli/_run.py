@@ -3,10 +3,13 @@
 The server and credentials come from the ``TELCOFLOW_*`` environment
 (:meth:`~telcoflow_trio.SessionManagerConfig.from_env`). Bad input (a flag, a handler path
 that does not resolve, a handler that is not ``async def``, a missing variable, a port in
-use) prints one line, ``telcoflow-trio run: error: ...``, and exits with status 2.
+use, credentials the server refuses) prints one line, ``telcoflow-trio run: error: ...``,
+and exits with status 2.
 
-Exit status: 0 after a drain (SIGTERM or SIGINT; the calls ended or were closed), 2 for
-bad input, 1 when the server cannot be reached or drops us for good.
+Exit status: 0 after a drain (SIGTERM or SIGINT; the calls ended, or were closed at the
+drain deadline or by a second signal); 2 for bad input; 1 when the server cannot be reached
+at start, or (``--workers N``) when a worker did not exit cleanly; 130 for a Ctrl+C before
+the signals are watched (while the process starts).
 """
 
 from __future__ import annotations
