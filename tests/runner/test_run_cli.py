@@ -219,6 +219,21 @@ async def test_a_signal_while_connecting_stops_at_once(sandbox: Sandbox) -> None
     assert any("SIGTERM before serving: stopping" in line for line in runner.lines)
 
 
+async def test_the_drain_deadline_closes_the_call(sandbox: Sandbox) -> None:
+    args = (AGENT, "--drain-timeout", "0.5")
+    with trio.fail_after(WAIT):
+        async with open_runner(sandbox_env(sandbox), *args) as runner:
+            await sandbox.wait_control_connections(1)
+            call = await sandbox.place_call()
+            await runner.wait_line(lambda line: f"agent: call {call.call_id} answered" in line)
+            runner.signal(signal.SIGTERM)
+            await runner.wait_line(lambda line: "draining: 1 live calls, up to 0.5 s" in line)
+            # Nobody hangs up: the deadline closes the call.
+            await call.wait_terminated()
+            assert await runner.exit_status() == 0
+    assert call.ended_by is EndedBy.AGENT_CLOSE
+
+
 async def test_two_runners_with_two_slots_share_five_calls(sandbox: Sandbox) -> None:
     env = sandbox_env(sandbox)
     with trio.fail_after(WAIT):
