@@ -41,8 +41,14 @@ from contextlib import asynccontextmanager
 from typing import Final, get_args
 from urllib.parse import urlsplit
 
-import coredis
 import trio
+
+try:
+    import coredis
+except ImportError:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        "the Redis hand-off needs coredis 6 or later: pip install 'telcoflow-trio[redis]'"
+    ) from None
 from coredis import PureToken
 
 from .._call import Call
@@ -157,17 +163,32 @@ def _check_name(what: str, value: object) -> str:
     return value
 
 
+def _check_maxlen(maxlen: object) -> int:
+    if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
+        raise ValueError(f"maxlen must be a positive int, got {maxlen!r}")
+    return maxlen
+
+
 # ── the front ─────────────────────────────────────────────────────────────────────────────
 
 
-async def hand_off(call: Call, redis: Redis, stream: str, *, maxlen: int = DEFAULT_MAXLEN) -> str:
+async def hand_off(
+    call: Call,
+    redis: Redis,
+    stream: str,
+    *,
+    maxlen: int = DEFAULT_MAXLEN,
+    ssl_context: ssl.SSLContext | None = None,
+) -> str:
     """Put a NEW call's hand-off document on ``stream`` and return the entry id.
 
     The call object is inert afterwards (see :meth:`Call.to_json`). If the entry cannot be
-    added, the call is taken back from its document and ended, so the caller is not left
-    ringing, and :class:`HandoffError` is raised (its message never holds the document).
+    added, the call is taken back from its document and ended (over ``ssl_context`` for a
+    wss:// voice URL; None: the system's CAs), so the caller is not left ringing, and
+    :class:`HandoffError` is raised (its message never holds the document).
     """
     _check_name("stream", stream)
+    _check_maxlen(maxlen)
     document = call.to_json()
     try:
         entry = await redis.xadd(
@@ -180,7 +201,7 @@ async def hand_off(call: Call, redis: Redis, stream: str, *, maxlen: int = DEFAU
     except REDIS_ERRORS as exc:
         reason = type(exc).__name__
         logger.warning("call %s: not put on stream %s (%s); ending it", call.id, stream, reason)
-        await _take_back(document, call.audio_config)
+        await _take_back(document, call.audio_config, ssl_context)
         raise HandoffError(
             f"call {call.id} could not be put on stream {stream!r} ({reason}); it was ended"
         ) from None
@@ -189,10 +210,10 @@ async def hand_off(call: Call, redis: Redis, stream: str, *, maxlen: int = DEFAU
     return entry_id
 
 
-async def _take_back(document: str, audio: CallAudioConfig) -> None:  # noqa: ASYNC910 (private; an error comes from awaited I/O)
+async def _take_back(document: str, audio: CallAudioConfig, tls: ssl.SSLContext | None) -> None:  # noqa: ASYNC910 (private; an error comes from awaited I/O)
     """Nobody will answer a call whose document was lost: end it from its document."""
     try:
-        async with Call.from_json(document, audio) as taken_back:
+        async with Call.from_json(document, audio, ssl_context=tls) as taken_back:
             await taken_back.disconnect()
     except WSSError as exc:
         logger.warning("a call taken back could not be ended (%s)", type(exc).__name__)
@@ -200,20 +221,30 @@ async def _take_back(document: str, audio: CallAudioConfig) -> None:  # noqa: AS
 
 class HandoffFront:
     """The front's call handler: ``await sm.serve_calls(HandoffFront(redis, "calls"))``
-    hands every claimed call, still NEW, to the workers reading ``stream``."""
+    hands every claimed call, still NEW, to the workers reading ``stream`` (see
+    :func:`hand_off`; ``ssl_context``: pass the manager's ``config.tls_context()`` if its
+    voice servers need a CA of their own)."""
 
-    def __init__(self, redis: Redis, stream: str, *, maxlen: int = DEFAULT_MAXLEN) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        *,
+        maxlen: int = DEFAULT_MAXLEN,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.redis = redis
         self.stream = _check_name("stream", stream)
-        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
-            raise ValueError(f"maxlen must be a positive int, got {maxlen!r}")
-        self.maxlen = maxlen
+        self.maxlen = _check_maxlen(maxlen)
+        self.ssl_context = ssl_context
 
     def __repr__(self) -> str:
         return f"<HandoffFront stream={self.stream!r} maxlen={self.maxlen}>"
 
     async def __call__(self, call: Call) -> None:
-        await hand_off(call, self.redis, self.stream, maxlen=self.maxlen)
+        await hand_off(
+            call, self.redis, self.stream, maxlen=self.maxlen, ssl_context=self.ssl_context
+        )
 
 
 async def serve_handoffs(

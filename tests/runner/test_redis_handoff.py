@@ -464,6 +464,27 @@ async def test_serve_handoffs_names_a_bad_argument(
         await serve_handoffs(**arguments)  # type: ignore[arg-type]
 
 
+async def test_hand_off_returns_the_entry_id_and_keeps_the_stream_bounded(
+    redis_server: RedisServer,
+) -> None:
+    calls = [
+        tf.Call.from_json(
+            json.dumps({"id": f"c{i}", "session_url": "ws://127.0.0.1/v", "session_token": "t"})
+        )
+        for i in range(250)
+    ]
+    async with redis_client(redis_server.url) as redis:
+        ids = [await hand_off(call, redis, STREAM, maxlen=10) for call in calls]
+        assert ids[0] < ids[-1] and len(set(ids)) == len(ids)
+        assert all(call.handed_off for call in calls)
+        (entry,) = await redis.xrange(STREAM, ids[-1], ids[-1])
+        assert json.loads(entry.field_values[b"document"])["id"] == "c249"
+        # Trimmed by whole stream nodes (MAXLEN ~): near the bound, never all 250.
+        assert await redis.xlen(STREAM) < 250
+        with pytest.raises(ValueError, match="maxlen must be a positive int"):
+            await hand_off(calls[0], redis, STREAM, maxlen=-1)
+
+
 def test_a_front_names_a_bad_argument() -> None:
     redis = redis_client("redis://127.0.0.1:1/0")
     with pytest.raises(ValueError, match="stream must be a non-empty str"):
