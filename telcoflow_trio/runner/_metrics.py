@@ -118,7 +118,8 @@ def render_directory(directory: str | os.PathLike[str]) -> tuple[bytes, str]:
 
 def worker_health(directory: str | os.PathLike[str]) -> dict[int, bool]:
     """Health by process id, as the processes writing to a multiprocess directory last
-    reported it (a process never seen, or marked dead, is absent)."""
+    reported it (a process never seen, or marked dead, is absent). Raises
+    :class:`RunConfigError` when ``directory`` is not a directory."""
     health: dict[int, bool] = {}
     families: Iterable[Metric] = _collector(directory).collect()  # type: ignore[no-untyped-call]
     for family in families:
