@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import pytest
@@ -287,7 +288,8 @@ async def test_a_failing_poll_is_logged_once_and_watch_goes_on(
     metrics = Metrics()
     with trio.fail_after(20), caplog.at_level(logging.ERROR):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(metrics.watch, BrokenManager(), interval=0.001))
+            broken = cast(tf.SessionManager, BrokenManager())
+            nursery.start_soon(partial(metrics.watch, broken, interval=0.001))
             await trio.sleep(0.02)  # many polls, every one failing
             nursery.cancel_scope.cancel()
     failures = [r for r in caplog.records if "polling the manager failed" in r.getMessage()]
