@@ -194,38 +194,48 @@ async def test_two_workers_serve_every_call_exactly_once(
         assert sim.voice_connections == 1  # the front never opened it
 
 
-async def test_a_worker_killed_before_answering_leaves_its_call_to_another(
+async def test_a_worker_killed_half_way_leaves_its_unanswered_calls_to_another(
     redis_server: RedisServer, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, HANDOFF_LOGGER)
     served: Served = {}
+    survivor = echo_handler("survivor", served)
     with trio.fail_after(30):
-        async with redis_client(redis_server.url) as redis, front(sandbox, redis):
-            async with worker_process(redis_server.url, "doomed", "hold") as doomed:
-                sim = await sandbox.place_call(audio=TestSignal(0.5))
-                assert await doomed.line("hold") == f"hold {sim.call_id}"
-                doomed.process.kill()  # read, voice plane open, not answered
-            assert await pending(redis) == 1
-            survivor = echo_handler("survivor", served)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    partial(
-                        serve_handoffs,
-                        redis,
-                        STREAM,
-                        GROUP,
-                        "survivor",
-                        survivor,
-                        reclaim_idle=0.5,
-                    )
+        async with (
+            redis_client(redis_server.url) as redis,
+            front(sandbox, redis),
+            worker_process(redis_server.url, "doomed", "hold") as doomed,
+            trio.open_nursery() as nursery,
+        ):
+            first = await sandbox.place_call(audio=TestSignal(0.5))
+            assert await doomed.line("hold") == f"hold {first.call_id}"
+            await nursery.start(
+                partial(
+                    serve_handoffs,
+                    redis,
+                    STREAM,
+                    GROUP,
+                    "survivor",
+                    survivor,
+                    reclaim_idle=0.5,
                 )
-                await converse(sim)
-                await wait_until(partial(no_pending, redis))
-                nursery.cancel_scope.cancel()
-    assert served == {sim.call_id: ["survivor"]}
-    assert answers(sim) == 1
-    assert sim.heard == sim.spoken
-    assert sim.voice_connections == 2  # the dead worker's, then the survivor's
+            )
+            # Both read from here on: the doomed worker holds what it gets, unanswered.
+            sims = [first]
+            for i in range(3):
+                sims.append(await sandbox.place_call(audio=TestSignal(0.5, seed=i)))
+                await trio.sleep(0.05)
+            doomed.process.kill()  # half way: it read documents, answered none
+            async with trio.open_nursery() as calls:
+                for sim in sims:
+                    calls.start_soon(converse, sim)
+            await wait_until(partial(no_pending, redis))
+            nursery.cancel_scope.cancel()
+    assert served == {sim.call_id: ["survivor"] for sim in sims}
+    for sim in sims:
+        assert answers(sim) == 1
+        assert sim.heard == sim.spoken
+    assert first.voice_connections == 2  # the dead worker's, then the survivor's
     assert any("taken over" in r.getMessage() for r in caplog.records)
 
 
