@@ -83,6 +83,9 @@ def _text(value: str | bytes) -> str:
 
 
 class Worker:
+    """One consumer of the group: a reader, a reclaimer, and a task per entry it serves,
+    at most ``max_calls`` at once (a slot is taken before an entry is read or claimed)."""
+
     def __init__(
         self,
         redis: Redis,

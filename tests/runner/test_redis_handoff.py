@@ -356,6 +356,10 @@ async def test_failing_documents_are_dropped_and_their_token_never_logged(
             await wait_until(partial(no_pending, redis))
             nursery.cancel_scope.cancel()
     assert served == {}
+    for document in (documents[0], documents[3]):  # what the worker met, raised to a caller
+        with pytest.raises(ValueError, match="not a call hand-off document") as exc_info:
+            tf.Call.from_json(json.dumps(document))
+        assert TOKEN not in str(exc_info.value)
     warnings = [r for r in caplog.records if r.name.startswith(HANDOFF_LOGGER)]
     assert sum(r.levelno == logging.WARNING for r in warnings) == 5, warnings
     assert_token_absent(caplog)
