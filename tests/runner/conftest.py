@@ -71,8 +71,9 @@ def start_redis_server(directory: Path, *options: str) -> RedisServer:
     ``options`` (``"--requirepass", "pw"``); fail the test if it cannot."""
     binary = REDIS_SERVER_BINARY
     if binary is None or not Path(binary).exists():
+        where = f"no {binary}" if binary else "no redis-server on PATH"
         pytest.fail(
-            "redis-server is not installed: the Redis hand-off tests need it "
+            f"redis-server is not installed ({where}): the Redis hand-off tests need it "
             "(Debian package redis-server; .ci/run installs it; or set REDIS_SERVER=/path)",
             pytrace=False,
         )
