@@ -157,7 +157,10 @@ class CallServer:
         on_call_end: Callable[[Call, CallOutcome], None] | None = None,
         close_drain_timeout: float = CLOSE_DRAIN_TIMEOUT,
     ) -> None:
-        port = _PORTS.get(manager)
+        try:
+            port = _PORTS.get(manager)
+        except TypeError:  # not even weakly referable: certainly not a manager
+            port = None
         if port is None:
             raise TypeError(f"manager must be a SessionManager, got {type(manager).__name__}")
         self._manager = manager
@@ -297,7 +300,7 @@ class CallServer:
     async def _wait_calls_over(self) -> None:  # noqa: ASYNC910 (private; waits on its callers' behalf)
         while self._served:
             self._wake = trio.Event()
-            with trio.move_on_at(self._deadline):
+            with trio.move_on_at(math.inf if self._deadline_passed else self._deadline):
                 await self._wake.wait()
             if not self._deadline_passed and trio.current_time() >= self._deadline:
                 self._deadline_passed = True
