@@ -264,10 +264,12 @@ class CallServer:
             raise
         finally:
             self._slots.close()
-            self._state = "ended"
-            # Whatever is still running (on cancellation: every call) is cancelled here,
-            # and each call's session scope closes it on the server before its task ends.
-            await scope.close(body_exc)
+            try:
+                # Whatever is still running (on cancellation: every call) is cancelled here,
+                # and each call's session scope closes it on the server before its task ends.
+                await scope.close(body_exc)
+            finally:
+                self._state = "ended"
 
     async def _claim_until_drained(self, scope: TaskScope) -> bool:
         """The claim loop; False if the manager's notifications ended (it is closing)."""
