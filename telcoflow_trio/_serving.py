@@ -60,18 +60,17 @@ DRAIN_TIMEOUT: Final = 600.0
 CLOSE_DRAIN_TIMEOUT: Final = 3.0
 """When the drain deadline closes a call: how long its queued audio may still be pulled
 first (a few seconds: the last words are heard, and the shutdown stays bounded)."""
+ADMIT_RECHECK: Final = 1.0
+"""While ``admit`` says no and notifications are held: how often it is asked again."""
 FAILURE_LOG_INTERVAL: Final = 60.0
 
 # Ended by the far side or under the handler, not by the agent: the call "hung up".
-_ENDED_UNDER_HANDLER: Final = frozenset(
-    {
-        CallEndReason.TERMINATED,
-        CallEndReason.SESSION_CLOSED,
-        CallEndReason.VOICE_LOST,
-        CallEndReason.VOICE_REFUSED,
-        CallEndReason.HELD_ELSEWHERE,
-    }
-)
+_ENDED_UNDER_HANDLER: Final = frozenset(CallEndReason) - {
+    CallEndReason.CLOSED,
+    CallEndReason.DISCONNECTED,
+    CallEndReason.SCOPE_EXITED,
+    CallEndReason.HANDED_OFF,
+}
 
 
 class Manager(Protocol):
@@ -90,15 +89,12 @@ class Manager(Protocol):
 
 
 class ServingPort(Protocol):
-    """What a :class:`CallServer` needs of its manager beyond the public API."""
+    """What a :class:`CallServer` needs of its manager beyond the public API: whether a
+    session is open in it, and opening the voice plane of a resumed call."""
 
-    def holds(self, session_id: str) -> bool:
-        """True while ``session_id`` is open in the manager."""
-        ...
+    def holds(self, session_id: str) -> bool: ...
 
-    async def open_call_voice(self, session_id: str) -> None:
-        """Open the voice plane of an open session's call (a resumed call)."""
-        ...
+    async def open_call_voice(self, session_id: str) -> None: ...
 
 
 _PORTS: weakref.WeakKeyDictionary[object, ServingPort] = weakref.WeakKeyDictionary()
@@ -141,6 +137,12 @@ class CallServer:
     ``close_drain_timeout``: when the drain deadline closes a call, how long its queued
     audio may be pulled first (``call.close(drain_timeout=...)``).
 
+    ``admit()``: asked before each claim (it must be quick: compare a load figure sampled
+    elsewhere, say). While it returns False nothing is claimed, as at capacity: new
+    notifications are held and claimed in order once it says yes again (it is asked
+    again every second while some are held, and whenever a call ends). An exception from
+    it is logged and counts as yes.
+
     :meth:`drain` and :meth:`close_calls` are plain functions, so a signal handler can call
     them; both are idempotent and may be called before :meth:`run` starts (it then serves
     nothing) or after it ended (nothing happens).
@@ -156,6 +158,7 @@ class CallServer:
         max_held_age: float = MAX_HELD_AGE,
         on_call_end: Callable[[Call, CallOutcome], None] | None = None,
         close_drain_timeout: float = CLOSE_DRAIN_TIMEOUT,
+        admit: Callable[[], bool] | None = None,
     ) -> None:
         try:
             port = _PORTS.get(manager)
@@ -169,6 +172,9 @@ class CallServer:
         if on_call_end is not None:
             check_callable("on_call_end", on_call_end, "a function taking a Call and an outcome")
         self._on_call_end = on_call_end
+        if admit is not None:
+            check_callable("admit", admit, "a function returning a bool")
+        self._admit = admit
         self._close_drain = check_finite("close_drain_timeout", close_drain_timeout, positive=False)
         self._slots = Slots(manager.claim_stats, max_calls, max_held, max_held_age)
         self._served: dict[Slot, _Served] = {}  # in claim order
@@ -181,6 +187,7 @@ class CallServer:
         self._wake = trio.Event()
         self._failures = 0
         self._failures_logged = RateLimit(FAILURE_LOG_INTERVAL)
+        self._admit_errors = RateLimit(FAILURE_LOG_INTERVAL)
 
     def __repr__(self) -> str:
         state = "draining" if self._draining and self._state != "ended" else self._state
@@ -278,19 +285,22 @@ class CallServer:
         with self._claiming:
             while True:
                 note: SessionNotification | None = None
-                with trio.move_on_at(slots.next_expiry()):  # held ones expire meanwhile
+                wake_at = slots.next_expiry()  # held ones expire meanwhile
+                if self._admit is not None and slots.held:
+                    wake_at = min(wake_at, trio.current_time() + ADMIT_RECHECK)
+                with trio.move_on_at(wake_at):
                     try:
                         note = await notifications.receive()
                     except trio.EndOfChannel:
                         return False  # noqa: ASYNC910 (receive was the checkpoint)
                 if note is None:
-                    self._claim(scope, slots.tick(trio.current_time()))
+                    self._claim(scope, self._gated(slots.tick, trio.current_time()))
                 elif note.channel is not ChannelType.TELCO:
                     logger.debug("serving: skipping %s session %s", note.channel, note.session_id)
                 elif self._port.holds(note.session_id):
                     logger.debug("serving: session %s is already ours", note.session_id)
                 else:
-                    self._claim(scope, slots.notified(note, trio.current_time()))
+                    self._claim(scope, self._gated(slots.notified, note, trio.current_time()))
         return True
 
     async def _discard_notifications(self) -> None:  # noqa: ASYNC910 (private task body)
@@ -316,6 +326,30 @@ class CallServer:
             # A claim still in flight is dropped; a call's handler is stopped, and the
             # call is closed with its queued audio drained.
             (served.handler_scope if served.call is not None else served.scope).cancel()
+
+    def _gated(
+        self, event: Callable[..., list[Slot]], *args: object, freeing: int = 0
+    ) -> list[Slot]:
+        """``event(*args)`` on the slots (which frees ``freeing`` of them), with no slot
+        free while ``admit`` says no."""
+        if self._admit is None or self._admitted():
+            return event(*args)
+        slots = self._slots
+        limit = slots.limit
+        slots.limit = len(slots.reserved) - freeing  # full for this decision: nothing claimed
+        try:
+            return event(*args)
+        finally:
+            slots.limit = limit
+
+    def _admitted(self) -> bool:
+        assert self._admit is not None
+        try:
+            return bool(self._admit())
+        except Exception as exc:
+            if pending := self._admit_errors.add():
+                logger.warning("admit() raised %r (%d times); claiming anyway", exc, pending)
+            return True
 
     def _claim(self, scope: TaskScope, ready: list[Slot]) -> None:
         for slot in ready:
@@ -352,7 +386,7 @@ class CallServer:
             del self._served[slot]
             self._wake.set()
             # Freed once the session is closed on the server: the next held one goes now.
-            self._claim(scope, slots.release(slot, trio.current_time()))
+            self._claim(scope, self._gated(slots.release, slot, trio.current_time(), freeing=1))
             if served.call is not None:
                 self._call_ended(served.call, outcome or "closed")
 

@@ -352,6 +352,7 @@ async def test_calls_are_listed_in_claim_order(autojump_clock: trio.testing.Mock
         ({"close_drain_timeout": -1}, ValueError, "close_drain_timeout"),
         ({"close_drain_timeout": math.inf}, ValueError, "close_drain_timeout"),
         ({"on_call_end": "log"}, TypeError, "on_call_end"),
+        ({"admit": 0.8}, TypeError, "admit"),
         ({"max_calls": 0}, ValueError, "max_calls"),
     ],
 )
@@ -371,3 +372,58 @@ async def test_bad_arguments_are_refused_by_name(
         assert not server.draining
     with pytest.raises(TypeError, match="manager must be a SessionManager"):
         tf.CallServer(object(), Handler())  # type: ignore[arg-type]
+
+
+async def test_while_admit_says_no_notifications_are_held_and_claimed_in_order_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    handler = Handler()
+    loaded = True
+    asked: list[float] = []
+
+    def admit() -> bool:
+        asked.append(trio.current_time())
+        return not loaded
+
+    async with fake_server() as fs, fs.manager() as sm:
+        calls_for(fs, 1, 2, 3)
+        server = tf.CallServer(sm, handler, admit=admit)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            for n in (2, 1):
+                await fs.notify(f"s-{n}")
+            await trio.sleep(10)
+            assert claims(fs) == []
+            assert sm.claim_stats.held == 2
+            assert len(asked) >= 10  # asked again while some are held
+            loaded = False
+            await fs.wait_logged("voice c-1 call.answer")
+            await fs.wait_logged("voice c-2 call.answer")
+            assert sorted(claims(fs)) == ["s-1", "s-2"]  # both at once, in one step
+            assert [c.id for c in server.calls] == ["c-2", "c-1"]  # in arrival order
+            assert sm.claim_stats.held == 0
+            loaded = True
+            await fs.notify("s-3")
+            handler.end("c-2")  # a call ends: asked again, still no
+            await fs.wait_logged("voice c-2 call.close")
+            await trio.sleep(5)
+            assert len(claims(fs)) == 2
+            server.close_calls()
+        assert sm.claim_stats.held == 0
+
+
+async def test_an_admit_that_raises_is_logged_and_claims_go_on(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def admit() -> bool:
+        raise OSError("no cgroup here")
+
+    async with fake_server() as fs, fs.manager() as sm:
+        calls_for(fs, 1)
+        server = tf.CallServer(sm, Handler(), admit=admit)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            await fs.notify("s-1")
+            await fs.wait_logged("voice c-1 call.answer")
+            server.close_calls()
+    assert any("admit() raised" in r.getMessage() for r in caplog.records)
