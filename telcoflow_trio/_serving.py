@@ -3,7 +3,8 @@
 :class:`CallServer` is what ``SessionManager.serve_calls`` runs, with two more signals for
 production: :meth:`CallServer.drain` (stop claiming; let live calls end; after a deadline
 close them with their queued audio drained) and :meth:`CallServer.close_calls` (end every
-live call now). How many calls are claimed at once is :mod:`._capacity`'s business.
+live call now). How many calls are claimed at once is :mod:`._capacity`'s business; an
+``admit`` predicate (a load threshold, say) can hold every claim for a while.
 
 Each served call runs in its own task of the server's (unshielded) nursery, inside two
 cancel scopes: the outer one ends everything for that call at once (``close_calls``), the
@@ -319,9 +320,7 @@ class CallServer:
                 self._close_at_deadline()
 
     def _close_at_deadline(self) -> None:
-        live = [s for s in self._served.values() if s.call is not None]
-        if live:
-            logger.info("drain deadline: closing %d live calls", len(live))
+        logger.info("drain deadline: closing %d live calls", len(self.calls))
         for served in self._served.values():
             # A claim still in flight is dropped; a call's handler is stopped, and the
             # call is closed with its queued audio drained.
