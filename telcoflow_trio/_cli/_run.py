@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="F",
         help=(
-            "CPU-load threshold, a fraction of the usable CPUs (0 < F <= 1); checked, "
-            "not acted on yet"
+            "claim no call while the CPU load (a fraction of the CPUs this process may use, "
+            "from its cgroup where there is one; 0 < F <= 1) is above F"
         ),
     )
     p.add_argument(

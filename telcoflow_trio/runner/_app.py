@@ -3,8 +3,10 @@
 SIGINT, with ``/healthz`` and ``/metrics`` when asked for; and ``--workers N`` as N such
 processes under the supervisor, with ``/healthz`` and ``/metrics`` for all of them.
 
-``--max-load`` is checked but not acted on yet: :class:`~telcoflow_trio.CallServer` has no
-way to stop claiming for a while (it claims up to ``max_calls``), so a warning says so.
+``--max-load F``: the CPU load of what this process may use (its cgroup's, where there is
+one) is sampled every second, and while the latest figure is above F the server claims
+nothing (``CallServer(admit=...)``): notifications are held as at capacity, and claimed in
+order once the load is back at or below F.
 
 ``python -m telcoflow_trio run`` calls :func:`serve` in each worker process; so can a program
 that runs its own ``trio.run``.
@@ -16,7 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Final
 
@@ -30,12 +32,64 @@ from ._signals import ShutdownSignals
 if TYPE_CHECKING:
     from ._metrics import Metrics
 
-__all__ = ["KILL_MARGIN", "serve", "supervise_workers"]
+__all__ = ["KILL_MARGIN", "LOAD_INTERVAL", "LoadGate", "serve", "supervise_workers"]
 
 logger = logging.getLogger(__name__)
 
 KILL_MARGIN: Final = 60.0
 """Seconds past the drain timeout after which the supervisor kills a worker still alive."""
+LOAD_INTERVAL: Final = 1.0
+"""Seconds between two CPU-load samples for ``--max-load``."""
+
+
+class LoadGate:
+    """``--max-load``: :meth:`admit` says yes while the latest CPU-load sample is at or
+    below ``threshold``; :meth:`watch` takes a sample every ``interval`` seconds.
+
+    ``sample`` returns the load since its previous call, a fraction of the usable CPUs
+    (default: the cgroup-aware :func:`~telcoflow_trio.runner._cgroup.cpu_load`). Until the
+    first full interval has been measured the gate is open.
+    """
+
+    def __init__(
+        self,
+        threshold: float,
+        sample: Callable[[], float] | None = None,
+        interval: float = LOAD_INTERVAL,
+    ) -> None:
+        if sample is None:
+            from ._cgroup import cpu_load
+
+            sample = cpu_load
+        self.threshold = threshold
+        self.load = 0.0
+        """The latest sample (0.0 before the first interval)."""
+        self._sample = sample
+        self._interval = interval
+
+    def admit(self) -> bool:
+        """Whether a call may be claimed now (quick: compares the latest sample)."""
+        return self.load <= self.threshold
+
+    async def watch(self) -> None:
+        """Sample the load every interval until cancelled, logging each crossing."""
+        self._sample()  # the baseline: the next sample covers one full interval
+        while True:
+            await trio.sleep(self._interval)
+            was_open = self.admit()
+            self.load = self._sample()
+            if was_open and not self.admit():
+                logger.warning(
+                    "CPU load %.2f above --max-load %g: not claiming calls",
+                    self.load,
+                    self.threshold,
+                )
+            elif not was_open and self.admit():
+                logger.info(
+                    "CPU load %.2f at or below --max-load %g: claiming again",
+                    self.load,
+                    self.threshold,
+                )
 
 
 class _Health:
@@ -112,28 +166,27 @@ async def _serve_calls(  # noqa: ASYNC910 (private; SessionManager's entry check
     health: _Health,
     metrics: Metrics | None,
 ) -> None:
+    gate = None if options.max_load is None else LoadGate(options.max_load)
     async with SessionManager(config) as manager:
         server = CallServer(
             manager,
             handler,
             max_calls=options.max_calls,
             on_call_end=None if metrics is None else metrics.call_ended,
+            admit=None if gate is None else gate.admit,
         )
         health.manager, health.server = manager, server
         async with trio.open_nursery() as tasks:
             if metrics is not None:
                 tasks.start_soon(metrics.watch, manager, server)
+            if gate is not None:
+                tasks.start_soon(gate.watch)
             signals.serving(server)
-            if options.max_load is not None:
-                logger.warning(
-                    "--max-load %g is accepted but not acted on yet: calls are claimed up to "
-                    "--max-calls whatever the CPU load",
-                    options.max_load,
-                )
             logger.info(
-                "serving calls with %s (max calls %s)",
+                "serving calls with %s (max calls %s, max load %s)",
                 options.handler,
                 "unlimited" if options.max_calls is None else options.max_calls,
+                "none" if options.max_load is None else options.max_load,
             )
             await server.run()
             signals.stopping()
