@@ -348,6 +348,38 @@ async def test_two_workers_under_the_supervisor(sandbox: Sandbox) -> None:
     assert all(call.ended_by is EndedBy.CALLER_HANGUP for call in calls)
 
 
+async def test_a_killed_worker_is_restarted_and_its_call_taken_over(sandbox: Sandbox) -> None:
+    args = (AGENT, "--workers", "2", "--max-calls", "1")
+    with trio.fail_after(WAIT):
+        async with open_runner(sandbox_env(sandbox), *args) as runner:
+            await sandbox.wait_control_connections(2)
+            calls = [await sandbox.place_call(caller=f"+1555000002{i}") for i in range(2)]
+            lines = [
+                await runner.wait_line(lambda line, c=c: f"call {c.call_id} answered" in line)  # type: ignore[misc]
+                for c in calls
+            ]
+            # "DATE TIME PID LEVEL ...": one call each (one slot each).
+            pids = [int(line.split()[2]) for line in lines]
+            assert len(set(pids)) == 2
+            orphan = calls[0]
+            os.kill(pids[0], signal.SIGKILL)
+            await runner.wait_line(lambda line: "killed by SIGKILL); restarting" in line)
+            # The restarted worker (the other one has no free slot) resumes the dead
+            # worker's call: it is served again, not left live with nobody on it.
+            taken = await runner.wait_line(
+                lambda line: f"call {orphan.call_id} answered" in line and line not in lines
+            )
+            assert int(taken.split()[2]) not in pids
+            assert orphan.state is CallerState.LIVE
+            runner.signal(signal.SIGTERM)
+            await runner.wait_line(lambda line: "draining: SIGTERM to 2 workers" in line)
+            for call in calls:
+                await call.hang_up()
+            assert await runner.exit_status() == 0
+    assert all(call.ended_by is EndedBy.CALLER_HANGUP for call in calls)
+    assert len(runner.answered()) == 3
+
+
 def _fake_env() -> dict[str, str]:
     # Well-formed settings for a server nobody listens on: bad input fails before connecting.
     return _env(
