@@ -176,6 +176,26 @@ PUBLIC: dict[str, set[str]] = {
         "session_state",
         "voice",
     },
+    "telcoflow_trio.runner": {
+        "HandoffError",
+        "HandoffFront",
+        "Metrics",
+        "RunConfigError",
+        "RunOptions",
+        "ShutdownSignals",
+        "Supervisor",
+        "cpu_count",
+        "cpu_load",
+        "hand_off",
+        "healthy",
+        "load_handler",
+        "redis_client",
+        "render_directory",
+        "serve",
+        "serve_handoffs",
+        "serve_http",
+        "supervise",
+    },
     "telcoflow_trio.audio": {
         "AudioCounters",
         "AudioStream",
@@ -217,3 +237,32 @@ def test_no_public_name_leaks_from_the_package_without_being_listed() -> None:
         if not name.startswith("_") and name not in tf.__all__ and type(value).__name__ != "module"
     }
     assert unlisted == set()
+
+
+def test_the_runner_imports_without_its_optional_dependencies() -> None:
+    """``import telcoflow_trio.runner`` (and the run command) must work without the ``run``
+    and ``redis`` extras: their names are imported on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('prometheus_client', 'hypercorn', 'coredis'):\n"
+        "            raise ImportError('refused: ' + name)\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import telcoflow_trio.runner as r\n"
+        "assert callable(r.serve) and callable(r.supervise)\n"
+        "try:\n"
+        "    r.Metrics\n"
+        "except ImportError as exc:\n"
+        "    print('lazy:', exc)\n"
+        "else:\n"
+        "    raise SystemExit('Metrics imported without prometheus_client')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "prometheus_client" in out.stdout
