@@ -194,7 +194,6 @@ PUBLIC: dict[str, set[str]] = {
         "serve",
         "serve_handoffs",
         "serve_http",
-        "supervise",
     },
     "telcoflow_trio.audio": {
         "AudioCounters",
@@ -253,7 +252,7 @@ def test_the_runner_imports_without_its_optional_dependencies() -> None:
         "            raise ImportError('refused: ' + name)\n"
         "sys.meta_path.insert(0, Refuse())\n"
         "import telcoflow_trio.runner as r\n"
-        "assert callable(r.serve) and callable(r.supervise)\n"
+        "assert callable(r.serve) and callable(r.Supervisor)\n"
         "try:\n"
         "    r.Metrics\n"
         "except ImportError as exc:\n"

@@ -25,7 +25,7 @@ from ._cgroup import cpu_count, cpu_load
 from ._errors import RunConfigError
 from ._options import RunOptions, load_handler
 from ._signals import ShutdownSignals
-from ._supervisor import Supervisor, supervise
+from ._supervisor import Supervisor
 
 if TYPE_CHECKING:
     from ._handoff import HandoffError, HandoffFront, hand_off, redis_client, serve_handoffs
@@ -50,7 +50,6 @@ __all__ = [
     "serve",
     "serve_handoffs",
     "serve_http",
-    "supervise",
 ]
 
 # Names whose modules need an optional dependency, by module.

@@ -22,7 +22,7 @@ The workers run in their own process group, so a Ctrl-C in a terminal reaches on
 supervisor, which forwards it once, instead of every worker getting it twice (straight from the
 terminal, then forwarded) and taking it for the second signal.
 
-If :func:`supervise` is cancelled, every worker is stopped (SIGTERM twice, SIGKILL after
+If :meth:`Supervisor.run` is cancelled, every worker is stopped (SIGTERM twice, SIGKILL after
 ``cancel_grace`` seconds) and reaped before the cancellation goes on: no zombie, no orphan. A
 SIGKILL to the supervisor itself cannot be caught; its workers then live on without it.
 """
@@ -51,7 +51,6 @@ __all__ = [
     "Supervisor",
     "cpu_count",
     "cpu_load",
-    "supervise",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,11 +110,19 @@ def describe_status(returncode: int | None) -> str:
 
 
 class Supervisor:
-    """Runs ``workers`` processes (``argv_for(index)`` each) until drained; see the module.
+    """Runs ``workers`` processes (``"auto"``: :func:`cpu_count`), ``argv_for(index)`` each,
+    restarting any that dies, until SIGTERM/SIGINT drains them: ``await
+    Supervisor(...).run()`` returns the exit status (0 when every worker exited 0 after the
+    drain, else 1). See the module for the signals. :meth:`drain` and :meth:`close` do what
+    the first and second signal do, from your own code (for example with
+    ``handle_signals=False``); ``pids``, ``draining`` and ``metrics_dir`` are the live state.
 
-    Use :func:`supervise` unless you need the live state (``pids``, ``draining``,
-    ``metrics_dir``) or to drain from your own code (:meth:`drain`, :meth:`close`, for example
-    with ``handle_signals=False``).
+    ``backoff``, ``max_backoff``, ``backoff_reset``: see :class:`Backoff`. ``kill_after``: seconds
+    from the first signal after which a worker still alive is killed (None: never; give the
+    workers' drain timeout plus a margin). ``close_grace``: the same from the second signal.
+    ``cancel_grace``: how long a cancelled supervisor waits for a worker before killing it.
+    ``handle_signals``: receive SIGTERM/SIGINT (the main thread only); without it, only
+    cancellation, :meth:`drain` or :meth:`close` end the run.
 
     ``env`` is the workers' whole environment (default: this process's), to which the index and
     ``PROMETHEUS_MULTIPROC_DIR`` are added. The metrics directory is ``metrics_dir`` if given,
@@ -393,44 +400,3 @@ class Supervisor:
             mark_dead(pid, self._dir)
         except OSError as exc:
             logger.debug("could not remove worker pid %d's live gauges: %s", pid, exc)
-
-
-async def supervise(
-    argv_for: Callable[[int], Sequence[str]],
-    workers: int | Literal["auto"],
-    *,
-    env: Mapping[str, str] | None = None,
-    metrics_dir: str | None = None,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    backoff_reset: float = 60.0,
-    kill_after: float | None = 660.0,
-    close_grace: float = 30.0,
-    cancel_grace: float = 5.0,
-    handle_signals: bool = True,
-) -> int:
-    """Run ``workers`` processes (``"auto"``: :func:`cpu_count`), ``argv_for(index)`` each,
-    restarting any that dies, until SIGTERM/SIGINT drains them; return the exit status (0 when
-    every worker exited 0 after the drain, else 1). See the module for the signals, and
-    :class:`Supervisor` for ``env`` and ``metrics_dir``.
-
-    ``backoff``, ``max_backoff``, ``backoff_reset``: see :class:`Backoff`. ``kill_after``: seconds
-    from the first signal after which a worker still alive is killed (None: never; give the
-    workers' drain timeout plus a margin). ``close_grace``: the same from the second signal.
-    ``cancel_grace``: how long a cancelled supervisor waits for a worker before killing it.
-    ``handle_signals``: receive SIGTERM/SIGINT (the main thread only); without it, only
-    cancellation ends the run (or :meth:`Supervisor.drain`, with a :class:`Supervisor`).
-    """
-    return await Supervisor(
-        argv_for,
-        workers,
-        env=env,
-        metrics_dir=metrics_dir,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        backoff_reset=backoff_reset,
-        kill_after=kill_after,
-        close_grace=close_grace,
-        cancel_grace=cancel_grace,
-        handle_signals=handle_signals,
-    ).run()

@@ -9,14 +9,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
 from telcoflow_trio.runner._errors import RunConfigError
-from telcoflow_trio.runner._supervisor import Backoff, Supervisor, cpu_count, supervise
+from telcoflow_trio.runner._supervisor import Backoff, Supervisor, cpu_count
 
 # argv: OUT MODE. Notes start-INDEX-PID (holding its metrics dir) once its SIGTERM handler is
 # in place, and term-INDEX-PID-N for its Nth SIGTERM. MODE on SIGTERM: exit0 (exit 0), second
@@ -52,14 +51,14 @@ while True:
     time.sleep(1)
 """
 
-# argv: CHILD OUT MODE WORKERS. Runs supervise() with its signal handling, logs to stderr.
+# argv: CHILD OUT MODE WORKERS. Runs Supervisor.run() with its signal handling, logs to stderr.
 SUPERVISOR = r"""
 import logging, sys, trio
-from telcoflow_trio.runner._supervisor import supervise
+from telcoflow_trio.runner._supervisor import Supervisor
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 child, out, mode, workers = sys.argv[1:]
 argv = lambda index: [sys.executable, child, out, mode]
-sys.exit(trio.run(lambda: supervise(argv, int(workers), backoff=0.05, close_grace=5.0)))
+sys.exit(trio.run(Supervisor(argv, int(workers), backoff=0.05, close_grace=5.0).run))
 """
 
 FAST = {"backoff": 0.05, "max_backoff": 0.4, "cancel_grace": 1.0, "handle_signals": False}
@@ -165,7 +164,7 @@ async def test_a_crash_looping_worker_backs_off(
     caplog.set_level(logging.WARNING, "telcoflow_trio.runner._supervisor")
     # Delays 0.05, 0.1, 0.2, 0.4, 0.4...: in 1 s at most 5 starts (a hot loop makes dozens).
     with trio.move_on_after(1.0):
-        await supervise(argv(child, out, "crash"), 1, **FAST)
+        await Supervisor(argv(child, out, "crash"), 1, **FAST).run()
     assert 2 <= len(starts(out)) <= 5
     delays = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records if "died" in r.msg]
     assert delays[:4] == ["0.05 s", "0.10 s", "0.20 s", "0.40 s"][: len(delays)]
@@ -231,7 +230,7 @@ async def test_cancelling_leaves_no_child_alive(child: Path, out: Path) -> None:
     with trio.CancelScope() as scope:
         async with trio.open_nursery() as nursery:
             modes = argv(child, out, "default", "ignore", "exit0")
-            nursery.start_soon(partial(supervise, modes, 3, **FAST))
+            nursery.start_soon(Supervisor(modes, 3, **FAST).run)
             await until(lambda: len(starts(out)) == 3)
             scope.cancel()
     assert scope.cancelled_caught
@@ -242,10 +241,10 @@ async def test_a_command_that_cannot_start(child: Path, out: Path) -> None:
     good = argv(child, out, "default")
     bad = str(out / "no-such-program")
     with pytest.raises(RunConfigError, match=r"worker 1: cannot start '.*no-such-program'"):
-        await supervise(lambda i: good(i) if i == 0 else [bad], 2, **FAST)
+        await Supervisor(lambda i: good(i) if i == 0 else [bad], 2, **FAST).run()
     assert all(gone(pid) for _, pid in starts(out))
     with pytest.raises(ValueError, match=r"argv_for\(0\) returned an empty command"):
-        await supervise(lambda i: [], 1, **FAST)
+        await Supervisor(lambda i: [], 1, **FAST).run()
 
 
 def test_bad_arguments() -> None:
