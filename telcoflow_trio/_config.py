@@ -18,15 +18,17 @@ import attrs
 from ._enums import AudioMode, InboundCallMode
 from ._validate import check_bool, check_enum, check_type
 from ._version import USER_AGENT, WIRE_SDK_VERSION
-from .protocol.control import CONTROL_PATH, SAMPLE_RATES, CallFlowSetup, Setup
+from .protocol.control import CONTROL_PATH, SAMPLE_RATES, CallFlowSetup, SampleRate, Setup
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "PRODUCTION_BASE_URL",
     "TRANSPORTS",
+    "AudioModeName",
     "CallAudioConfig",
     "CallFlowBuilder",
     "CallFlowConfig",
+    "SampleRate",
     "SessionManagerConfig",
     "Transport",
 ]
@@ -38,7 +40,14 @@ Transport = Literal["trio-websocket", "websockets"]
 TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
 
 
-def _to_audio_mode(value: object) -> AudioMode:
+AudioModeName = Literal["mixed", "isolated"]
+"""An :class:`AudioMode` spelled as its wire value; ``CallAudioConfig`` accepts either."""
+
+
+def _to_audio_mode(value: AudioMode | AudioModeName) -> AudioMode:
+    # Typed narrowly so that type checkers refuse a wrong audio_mode at the call site (attrs
+    # takes __init__'s parameter type from the converter); the runtime check stays for
+    # untyped callers.
     return check_enum("audio_mode", value, AudioMode)
 
 
@@ -46,12 +55,14 @@ def _to_audio_mode(value: object) -> AudioMode:
 class CallAudioConfig:
     """Audio format and outgoing buffering for every call of a session manager.
 
-    ``sample_rate`` is 8000, 16000 or 24000 Hz (16-bit mono PCM, so 24 kHz is 48,000
-    bytes a second); ``buffer_size`` bounds the bytes queued to send and must be a
-    positive power of two.
+    ``sample_rate`` is 8000, 16000 or 24000 Hz (:data:`SampleRate`; 16-bit mono PCM, so
+    24 kHz is 48,000 bytes a second); ``audio_mode`` an :class:`AudioMode` or its wire
+    spelling (:data:`AudioModeName`); ``buffer_size`` bounds the bytes queued to send and
+    must be a positive power of two. Type checkers refuse other values; at run time they
+    raise ``ValueError`` or ``TypeError`` naming the field.
     """
 
-    sample_rate: int = 16000
+    sample_rate: SampleRate = 16000
     audio_mode: AudioMode = attrs.field(default=AudioMode.MIXED, converter=_to_audio_mode)
     buffer_size: int = DEFAULT_BUFFER_SIZE
 

@@ -8,7 +8,7 @@ them is :mod:`telcoflow_trio.protocol.control`, which re-exports every name here
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Literal, get_args
 
 import attrs
 
@@ -34,6 +34,7 @@ from ._fields import (
 __all__ = [
     "SAMPLE_RATES",
     "CallFlowSetup",
+    "SampleRate",
     "SessionCreate",
     "SessionOpen",
     "SessionReady",
@@ -41,7 +42,9 @@ __all__ = [
     "WaMsgOut",
 ]
 
-SAMPLE_RATES: Final = (8000, 16000, 24000)
+SampleRate = Literal[8000, 16000, 24000]
+"""A sample rate the protocol allows, in Hz (16-bit mono PCM)."""
+SAMPLE_RATES: Final[tuple[SampleRate, ...]] = get_args(SampleRate)
 
 
 def _sample_rate(_inst: object, attribute: attrs.Attribute[int], value: object) -> None:

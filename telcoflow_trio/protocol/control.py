@@ -21,6 +21,7 @@ from .._enums import ChannelType
 from ._control_client import (
     SAMPLE_RATES,
     CallFlowSetup,
+    SampleRate,
     SessionCreate,
     SessionOpen,
     SessionReady,
@@ -62,6 +63,7 @@ __all__ = [
     "CreatedSession",
     "OpenedSession",
     "Response",
+    "SampleRate",
     "ServerControlFrame",
     "SessionClosed",
     "SessionCreate",
