@@ -20,7 +20,7 @@ from typing import Any, Final
 import trio
 
 from . import _trace
-from ._call_events import CallEvents
+from ._call_events import CallError, CallEvents, CallTerminated
 from ._call_lifecycle import CallLifecycle, EndOnServerHook
 from ._config import CallAudioConfig, SessionManagerConfig, Transport
 from ._connectors import connector_for
@@ -81,9 +81,9 @@ class Call:
         org_uuid: str = "",
     ) -> None:
         self._doc = doc
-        self.id = doc.id
-        self.caller_number = doc.caller
-        self.callee_number = doc.callee
+        self.id: str = doc.id
+        self.caller_number: str = doc.caller
+        self.callee_number: str = doc.callee
         self.org_uuid = org_uuid
         self.audio_config = audio
         self._own_scope: TaskScope | None = None
@@ -91,7 +91,9 @@ class Call:
         self._buffer = lifecycle.buffer
         self._incoming = lifecycle.incoming
         self._events = lifecycle.events
-        self.events = lifecycle.events.receive
+        self.events: trio.MemoryReceiveChannel[CallTerminated | CallError] = (
+            lifecycle.events.receive
+        )
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self._life.phase().value}>"

@@ -79,8 +79,8 @@ class CallLifecycle:
         incoming: IncomingAudio,
         events: CallEvents,
     ) -> None:
-        self.call_id = doc.id
-        self.machine = CallMachine()
+        self.call_id: str = doc.id
+        self.machine: CallMachine = CallMachine()
         self.nursery = nursery
         """Where the voice socket and the end-on-server task run (set once)."""
         self._doc = doc

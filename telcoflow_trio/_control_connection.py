@@ -82,7 +82,7 @@ class ControlConnection:
         self._closing = False
         self._scope: trio.CancelScope | None = None
         self.sm_ws_id: str | None = None
-        self.reconnects = 0
+        self.reconnects: int = 0
         """Successful reconnections so far."""
 
     @property

@@ -97,7 +97,7 @@ class WSSCallCommandError(WSSCallError):
         error_message: str | None = None,
     ) -> None:
         super().__init__(message, error_code=error_code)
-        self.error_message = error_message if error_message is not None else message
+        self.error_message: str = error_message if error_message is not None else message
 
 
 class WSSCallCommandTimeoutError(WSSCallError):

@@ -89,11 +89,11 @@ class Session:
         self._rest = rest
         self._config = config
         self._nursery = nursery
-        self.id = info.id
-        self.channel = info.channel
-        self.remote_address = info.remote_address
-        self.local_address = info.local_address
-        self.opened_at = info.opened_at
+        self.id: str = info.id
+        self.channel: ChannelType = info.channel
+        self.remote_address: str = info.remote_address
+        self.local_address: str = info.local_address
+        self.opened_at: int = info.opened_at
         self._machine = SessionMachine()
         self._changed = trio.Event()
         self._closed = trio.Event()

@@ -85,7 +85,9 @@ class SessionManager:
         voice_timeouts: VoiceTimeouts | None = None,
         rest_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.config = check_type("config", config, SessionManagerConfig, "a SessionManagerConfig")
+        self.config: SessionManagerConfig = check_type(
+            "config", config, SessionManagerConfig, "a SessionManagerConfig"
+        )
         size = check_int("notification_buffer", notification_buffer, low=1)
         if connect is None:
             connect = connector_for(self.config.transport)

@@ -228,7 +228,7 @@ class _Link:
     def __init__(self) -> None:
         self.code: int | None = None
         self.reason: str | None = None
-        self.changed = trio.Event()
+        self.changed: trio.Event = trio.Event()
 
     @property
     def closed(self) -> bool:
@@ -348,7 +348,7 @@ class MemoryConnector:
     def __init__(self) -> None:
         self._accepted_send, self._accepted = trio.open_memory_channel[Accepted](math.inf)
         self._refusals: deque[tuple[int, str]] = deque()
-        self.attempts = 0
+        self.attempts: int = 0
         """Connection attempts so far, refused ones included."""
 
     def refuse_next(self, status_code: int, body: str = "") -> None:

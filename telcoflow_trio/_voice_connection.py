@@ -86,7 +86,7 @@ class VoiceConnection:
         self._closed = False
         self._replies: Replies[voice.CommandResponse] = Replies(_PLANE)
         self._incoming = IncomingAudio(DEFAULT_CAPACITY) if incoming is None else incoming
-        self.servicer = PullServicer(
+        self.servicer: PullServicer = PullServicer(
             buffer, send_frame=self._write, send_interrupt=self._send_interrupt
         )
         self.command_rtts: deque[float] = deque(maxlen=RTT_SAMPLES)

@@ -69,11 +69,11 @@ class _Channel:
     __slots__ = ("channel_id", "chunks", "lot", "queued", "readers")
 
     def __init__(self, channel_id: int) -> None:
-        self.channel_id = channel_id
+        self.channel_id: int = channel_id
         self.chunks: deque[bytes] = deque()
-        self.queued = 0
-        self.readers = 0
-        self.lot = trio.lowlevel.ParkingLot()
+        self.queued: int = 0
+        self.readers: int = 0
+        self.lot: trio.lowlevel.ParkingLot = trio.lowlevel.ParkingLot()
 
 
 class IncomingAudio:

@@ -98,16 +98,19 @@ class PullLedger:
         self._current = 0
         self._floor = self._cap(DEFAULT_FRAME_BYTES)
         self._owed = 0
-        self.requested_bytes = 0
+        self.requested_bytes: int = 0
         """Bytes of every request that became owed."""
-        self.underruns = 0
+        self.underruns: int = 0
         """Owed requests that arrived when the sender's buffer was empty."""
-        self.skipped = 0
-        self.ignored = 0
-        self.coalesced = 0
-        self.overpulls = 0
+        self.skipped: int = 0
+        """Requests for a channel other than 0 (outgoing audio is one channel)."""
+        self.ignored: int = 0
+        """Requests for zero or fewer bytes."""
+        self.coalesced: int = 0
+        """Requests merged into the last run because the run queue was full."""
+        self.overpulls: int = 0
         """Frames received (:meth:`receive`) that carried more than was owed."""
-        self.unrequested_bytes = 0
+        self.unrequested_bytes: int = 0
         """Bytes received beyond what was owed."""
 
     def __repr__(self) -> str:
