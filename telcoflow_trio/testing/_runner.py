@@ -3,8 +3,10 @@ then check the agent-level invariants.
 
 :func:`run_script` is synchronous: it runs the sandbox, the agent and the script in a fresh
 ``trio.run`` on a :class:`trio.testing.MockClock` that jumps ahead whenever every task is
-waiting, so seconds of simulated call take milliseconds and every deadline is exact.
-:func:`play_script` does the same inside a trio run you already have.
+waiting, so seconds of simulated call take milliseconds and every deadline is exact, with
+trio's scheduler seeded so that a script replays the same way every time.
+:func:`play_script` does the same inside a trio run you already have (whose scheduling
+is that run's own).
 
 An agent is either a ``serve_calls`` handler (``async def handler(call: tf.Call)``; the
 runner serves it with a :class:`~telcoflow_trio.SessionManager`) or a whole program
@@ -48,6 +50,7 @@ from ._script import (
     StallPulls,
     Step,
 )
+from ._seeding import check_seed, seeded_scheduling
 
 __all__ = ["Handler", "Program", "RunOptions", "ScriptFailure", "play_script", "run_script"]
 
@@ -315,6 +318,7 @@ def run_script(
     program: Program | None = None,
     invariants: Sequence[Invariant] = (),
     raise_on_failure: bool = True,
+    seed: int | None = 0,
     **options: Any,
 ) -> PlayedCall:
     """Play ``script`` against an agent on a fresh sandbox and check the invariants.
@@ -326,7 +330,19 @@ def run_script(
     ``AssertionError``) listing every broken invariant, or with
     ``raise_on_failure=False`` returns the :class:`PlayedCall` with its ``violations``.
     Other keyword arguments are :class:`RunOptions`.
+
+    ``seed`` fixes the order in which trio runs tasks that are ready at the same moment,
+    as hypothesis does inside ``@given`` (where it seeds with 0, the default here, so a
+    script hypothesis reports replays with the scheduling it failed with): the same
+    script, agent and seed give the same task order every time. Python's :mod:`random`
+    is seeded too; both are put back afterwards. ``seed=None`` leaves trio's scheduling
+    random, as in a plain ``trio.run``. What a seed cannot fix: the sandbox and the agent
+    talk over real loopback sockets, and the simulated clock jumps only when every task
+    is waiting, so a kernel slow to deliver bytes could still change the course of a
+    call; nor does it seed a ``random.Random()`` of your own, or the jitter of the SDK's
+    reconnection backoff (a script that cuts the control connection may see it vary).
     """
+    seed = check_seed(seed)
     threshold = float(options.get("autojump_threshold", 0.0))
     clock = trio.testing.MockClock(autojump_threshold=threshold)
     run = partial(
@@ -338,4 +354,5 @@ def run_script(
         raise_on_failure=raise_on_failure,
         **options,
     )
-    return trio.run(run, clock=clock)
+    with seeded_scheduling(seed):
+        return trio.run(run, clock=clock)
