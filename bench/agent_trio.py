@@ -3,16 +3,21 @@
 Started by ``bench_calls.py``; runs until SIGTERM, then writes its own measurements
 (command round trips, clear times) as JSON to ``--out``. ``--transport`` picks the
 WebSocket engine (``SessionManagerConfig.transport``), ``--buffer-size`` the outgoing
-buffer's capacity per call (``CallAudioConfig.buffer_size``).
+buffer's capacity per call (``CallAudioConfig.buffer_size``). ``--runner`` serves the calls
+through the production runner (``telcoflow_trio.runner.serve``: its signal handling, metrics
+fed per call and polled every second, and an idle ``/healthz``/``/metrics`` server on a free
+port) instead of a bare ``sm.serve_calls``, to measure what the runner costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from _benchlib import CHUNK_BYTES, SAMPLE_RATE, AgentStats, agent_parser, run_profiled, turn_audio
@@ -79,13 +84,29 @@ async def _main(args: argparse.Namespace) -> None:
         except* tf.WSSCallClosedError:
             pass  # the caller hung up mid-turn
 
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
-            nursery.start_soon(sm.serve_calls, handle)
-            async for _ in signals:
-                break
-            nursery.cancel_scope.cancel()
+    if args.runner:
+        await _serve_with_runner(handle, config)
+    else:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
+                nursery.start_soon(sm.serve_calls, handle)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
     stats.write(args.out)
+
+
+async def _serve_with_runner(
+    handle: Callable[[tf.Call], Awaitable[None]], config: tf.SessionManagerConfig
+) -> None:
+    """Serve through the production runner until SIGTERM. The handler path is only checked
+    for its form (``serve`` gets the handler itself); no drain time, so the driver's SIGTERM
+    closes what is left at once and ``serve`` returns; metrics in single-process mode."""
+    from telcoflow_trio.runner import RunOptions, serve
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    options = RunOptions(handler="agent_trio:handle", drain_timeout=0, http_port=0)
+    await serve(handle, config, options)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,6 +121,11 @@ def parser() -> argparse.ArgumentParser:
         default=tf.DEFAULT_BUFFER_SIZE,
         help="outgoing buffer per call, bytes (a power of two)",
     )
+    p.add_argument(
+        "--runner",
+        action="store_true",
+        help="serve through telcoflow_trio.runner.serve (metrics, /healthz, signals)",
+    )
     return p
 
 
@@ -107,6 +133,7 @@ def main() -> None:
     args = parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
     name = "trio" if args.transport == "trio-websocket" else "trio-websockets"
+    name += "-runner" if args.runner else ""
     run_profiled(name, lambda: trio.run(_main, args))
 
 

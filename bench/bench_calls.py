@@ -98,14 +98,20 @@ CLIENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "floor": ("floor", ()),
     "ours-eqbuf": ("trio", ()),
     "official-eqbuf": ("official", ()),
+    "ours-runner": ("trio", ("--runner",)),
 }
 """Client name -> (agent script, extra arguments). ``ours`` is our agent on the default
 engine (trio-websocket), ``ours-websockets`` on websockets' sans-I/O protocol; the
 ``-eqbuf`` pair is ours and the official client with the same, smaller outgoing buffer
-(``--equal-buffer``), for the RSS comparison at equal buffer sizes."""
+(``--equal-buffer``), for the RSS comparison at equal buffer sizes. ``ours-runner`` is
+``ours`` served through the production runner (``telcoflow_trio.runner.serve``: signals,
+metrics, an idle ``/healthz``/``/metrics`` server), for what the runner adds (not run by
+default)."""
 OURS = ("ours", "ours-websockets")
 """Our agent on each engine: each runs next to the references as ``ours`` always has."""
 EQUAL_BUFFER = ("ours-eqbuf", "official-eqbuf")
+RUNNER = "ours-runner"
+"""``ours`` under the production runner: it runs next to ``ours`` (see :func:`_main_order`)."""
 DEFAULT_CLIENTS = ("ours", "ours-websockets", "official", "floor", *EQUAL_BUFFER)
 EQUAL_BUFFER_SIZE = 64 * 1024
 """The equal buffer: 1.4 s of 24 kHz audio, three times what the echo keeps queued (a
@@ -143,6 +149,7 @@ PAIRS = (
     ("ours-websockets", "ours"),
     ("official", "floor"),
     ("ours-eqbuf", "official-eqbuf"),
+    ("ours-runner", "ours"),
 )
 """Paired ratios (a / b, per repetition) the JSON keeps; the tables show them."""
 HISTORY_LIMIT = "history limit reached"
@@ -177,7 +184,7 @@ class Options:
     ceiling: CeilingOptions | None = None
     """The official client's ceiling probe; None: not run."""
     stem: str = "calls"
-    """Output files' name: calls.json/.md/.png, or ceiling.* for the probe alone."""
+    """Output files' name: calls.json/.md/.png, or ceiling.* for the probe alone (``--name``)."""
 
 
 @dataclass
@@ -1127,7 +1134,7 @@ def targets(
     return rows
 
 
-TABLE_CLIENTS = ("ours", "ours-websockets", "official", "floor")
+TABLE_CLIENTS = ("ours", "ours-websockets", "official", "floor", "ours-runner")
 TABLE_PAIRS = (
     "ours/official",
     "ours-websockets/official",
@@ -1135,6 +1142,7 @@ TABLE_PAIRS = (
     "ours-websockets/floor",
     "ours-websockets/ours",
     "official/floor",
+    "ours-runner/ours",
 )
 
 
@@ -1456,6 +1464,17 @@ def clients_at(n: int, opts: Options) -> list[str]:
 
 
 def _main_order(clients: list[str], turn: int) -> list[str]:
+    if RUNNER in clients:
+        rest = _main_order([c for c in clients if c != RUNNER], turn)
+        if "ours" not in rest:
+            return [*rest, RUNNER]
+        # Next to ``ours``, on one side then the other. With references, the side changes
+        # every other turn (they swap sides every turn), so ``ours`` keeps one reference as
+        # its neighbour and meets each one in both orders over four turns.
+        i = rest.index("ours")
+        with_refs = any(c not in OURS for c in rest)
+        after = (turn // 2 if with_refs else turn) % 2 == 1
+        return [*rest[: i + after], RUNNER, *rest[i + after :]]
     ours = [c for c in clients if c in OURS]
     refs = [c for c in clients if c not in OURS]
     if not ours or not refs:
@@ -1481,7 +1500,8 @@ def run_order(clients: list[str], turn: int) -> list[str]:
     between the references, which swap sides from turn to turn, so it runs back to back
     with each reference and each pair runs in both orders; the other engine runs at one
     end, next to one reference, then the other, in both orders over four turns. The
-    equal-buffer pair runs back to back, before or after the rest."""
+    equal-buffer pair runs back to back, before or after the rest; ``ours-runner`` runs next
+    to ``ours``, before it in some turns and after it in others."""
     main = [c for c in clients if c not in EQUAL_BUFFER]
     pair = [c for c in clients if c in EQUAL_BUFFER]
     if turn % 2:
@@ -1667,6 +1687,11 @@ def parse(argv: list[str] | None) -> Options:
         "--ceiling-batches", type=int, default=None, help="lifetime probe: most batches (12)"
     )
     p.add_argument("--out-dir", default=str(HERE / "results"))
+    p.add_argument(
+        "--name",
+        default=None,
+        help="output files' name in --out-dir (default: calls, calls-quick or ceiling)",
+    )
     p.add_argument("--no-chart", action="store_true")
     a = p.parse_args(argv)
     q = a.quick
@@ -1730,7 +1755,9 @@ def parse(argv: list[str] | None) -> Options:
         if not (0 < c.hold <= 60 and 0 < c.budget <= 3600):
             p.error("ceiling: --ceiling-hold in (0, 60] s, --ceiling-budget in (0, 3600] s")
         opts.ceiling = c
-    opts.stem = "ceiling" if a.official_ceiling else ("calls-quick" if q else "calls")
+    opts.stem = a.name or ("ceiling" if a.official_ceiling else ("calls-quick" if q else "calls"))
+    if not re.fullmatch(r"[\w.-]+", opts.stem):
+        p.error(f"--name must be a plain file name (letters, digits, . - _), got {a.name!r}")
     return opts
 
 

@@ -73,6 +73,23 @@ def test_the_equal_buffer_pair_runs_back_to_back() -> None:
         assert [c for c in order if c not in bench.EQUAL_BUFFER] == bench.run_order(FOUR, turn)
 
 
+def test_the_runner_runs_next_to_ours_in_both_orders() -> None:
+    alone = [bench.run_order(["ours", "ours-runner"], turn) for turn in range(2)]
+    assert sorted(map(tuple, alone)) == [("ours", "ours-runner"), ("ours-runner", "ours")]
+    five = [*FOUR, "ours-runner"]
+    orders = [bench.run_order(five, turn) for turn in range(4)]
+    for turn, order in enumerate(orders):
+        assert sorted(order) == sorted(five)
+        assert abs(order.index("ours") - order.index("ours-runner")) == 1, order
+        # the others keep their own order around it
+        assert [c for c in order if c != "ours-runner"] == bench.run_order(FOUR, turn)
+    assert any(_adjacent(o, "ours", "ours-runner") for o in orders), orders
+    assert any(_adjacent(o, "ours-runner", "ours") for o in orders), orders
+    for ref in ("official", "floor"):  # ours still meets each reference in both orders
+        assert any(_adjacent(o, "ours", ref) for o in orders), (ref, orders)
+        assert any(_adjacent(o, ref, "ours") for o in orders), (ref, orders)
+
+
 def test_clients_by_point() -> None:
     opts = bench.parse(["--points", "1,50,100", "--skip-ceiling"])
     assert opts.equal_buffer_points == [50]
@@ -92,6 +109,9 @@ def test_official_ceiling_alone_writes_its_own_files() -> None:
     opts = bench.parse(["--official-ceiling", "--ceiling-max", "80"])
     assert opts.skip_echo and opts.skip_interrupt
     assert opts.stem == "ceiling"
+    assert bench.parse(["--name", "runner", "--skip-ceiling"]).stem == "runner"
+    with pytest.raises(SystemExit):
+        bench.parse(["--name", "../calls"])  # a name, not a path
     assert opts.ceiling is not None and opts.ceiling.max_n == 80
 
 
@@ -99,6 +119,7 @@ def test_agent_commands() -> None:
     assert bench.agent_command("ours")[1:] == [str(BENCH / "agent_trio.py")]
     assert bench.agent_command("ours-websockets")[-2:] == ["--transport", "websockets"]
     assert bench.agent_command("ours-eqbuf", 4096)[-2:] == ["--buffer-size", "4096"]
+    assert bench.agent_command("ours-runner")[-1] == "--runner"
     official = bench.agent_command("official-eqbuf", 4096)
     assert official[1] == "-c" and official[3:] == [str(BENCH / "agent_official.py"), "4096"]
 
