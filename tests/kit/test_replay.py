@@ -8,6 +8,8 @@ import random
 
 import pytest
 import trio
+from hypothesis import Phase, example, given, settings
+from hypothesis import strategies as st
 from trio._core import _run as trio_run
 
 import telcoflow_trio as tf
@@ -131,3 +133,28 @@ def test_a_whole_call_replays_the_same_timeline() -> None:
     assert first[1], "the caller never interrupted the agent: the script tests nothing"
     for _ in range(4):
         assert timeline() == first
+
+
+def test_the_default_seed_replays_what_given_saw() -> None:
+    # Inside @given hypothesis seeds trio's scheduler with 0 for each example; a script it
+    # reports, pasted into a plain test, must replay with that very scheduling.
+    seen: list[str] = []
+
+    @settings(max_examples=1, database=None, phases=[Phase.explicit])
+    @example(SCRIPT)
+    @given(st.just(SCRIPT))
+    def property_(script: CallScript) -> None:
+        played = run_script(
+            script,
+            racy_greeter,
+            invariants=[greets_within_1_s],
+            raise_on_failure=False,
+            seed=None,  # hypothesis's own seeding only
+        )
+        seen.append("; ".join(str(v) for v in played.violations) or "pass")
+
+    property_()
+    replay = run_script(
+        SCRIPT, racy_greeter, invariants=[greets_within_1_s], raise_on_failure=False
+    )  # the default seed
+    assert seen == ["; ".join(str(v) for v in replay.violations) or "pass"]
