@@ -325,6 +325,11 @@ class SessionFeed:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    @property
+    def call(self) -> Call | None:
+        """The session's call once ``call.in`` delivered it (None before, and on WA)."""
+        return self.session._call
+
     def call_in(self, frame: control.CallIn) -> None:
         self.session._deliver_call(frame)
 

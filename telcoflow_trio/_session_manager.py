@@ -25,7 +25,7 @@ from ._claims import CLEANUP_DEADLINE, Claimer
 from ._config import CallFlowConfig, SessionManagerConfig
 from ._connectors import connector_for
 from ._control_connection import ConnectionState, ControlConnection, Timeouts
-from ._enums import ChannelType
+from ._enums import CallState, ChannelType
 from ._errors import (
     WSSSessionAlreadyExists,
     WSSSessionError,
@@ -166,6 +166,19 @@ class SessionManager:
     def claim_stats(self) -> ClaimStats:
         """What ``serve_calls`` claimed, lost, and left unclaimed at capacity."""
         return self._claim_stats
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        """The live calls of this manager's open sessions, in the order their sessions were
+        opened (claim order under ``serve_calls``): delivered by ``call.in``, neither
+        terminated nor handed off with ``to_json``. A fresh tuple on every read; a call
+        adopted with ``Call.from_json`` belongs to no session here and is not listed."""
+        delivered = (feed.call for feed in self._sessions.values())
+        return tuple(
+            call
+            for call in delivered
+            if call is not None and call.state is not CallState.TERMINATED and not call.handed_off
+        )
 
     @property
     def connection_state(self) -> ConnectionState:
