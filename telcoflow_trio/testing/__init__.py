@@ -10,12 +10,18 @@
 
       run_script(CallScript([Speak(1.0), Pause(0.5), HangUp()]), handle_call)
 
+  Tasks ready at the same moment run in an order fixed by ``seed=`` (0 by default, as
+  inside hypothesis's ``@given``), so a script replays with the same task order every
+  time (what real loopback sockets may still vary is said in :func:`run_script`).
+
 - **Property tests**: hypothesis strategies in :mod:`telcoflow_trio.testing.strategies`
   and a many-calls state machine in :mod:`telcoflow_trio.testing.stateful` (both need
   ``hypothesis``; this package does not).
-- **A pytest fixture**, ``sandbox``, registered when the package is installed (needs
-  pytest-trio); the server itself is :mod:`telcoflow_trio.sandbox`, whose
-  :func:`open_sandbox`, :class:`Sandbox` and audio sources are re-exported here.
+- **A pytest fixture**, ``sandbox``, registered when the package is installed (nothing
+  to add to ``pytest_plugins``, which would make pytest refuse to start); it needs
+  pytest-trio with ``trio_mode = true`` in the pytest configuration, or
+  ``@pytest.mark.trio`` on each test. The server itself is :mod:`telcoflow_trio.sandbox`,
+  whose :func:`open_sandbox`, :class:`Sandbox` and audio sources are re-exported here.
 - **Unit tests without sockets**: :class:`MemoryConnector` is an in-memory transport for
   ``SessionManager(connect=...)``, as :func:`trio.testing.memory_stream_pair` is for
   streams.
