@@ -193,7 +193,9 @@ async def play_script(
 
     With ``sandbox`` the call is placed on that running sandbox (its faults are changed
     by the script's steps and put back afterwards); without, a sandbox is opened for the
-    script and closed after it. The clock is whatever the current run uses.
+    script and closed after it. The clock is whatever the current run uses, and so is
+    the scheduling: nothing is seeded here (trio's scheduler serves the whole run, whose
+    other tasks the kit cannot replay); for a replayable verdict use :func:`run_script`.
     """
     if not isinstance(script, CallScript):
         raise TypeError(f"script must be a CallScript, got {type(script).__name__}")
