@@ -3,7 +3,9 @@
 It places a call into a sandbox started elsewhere (``python -m telcoflow_trio sandbox``)
 through the sandbox's admin endpoints, speaks a WAV file once an agent has the call
 (converted to 16-bit mono at the call's sample rate), listens a little longer, hangs up,
-and writes what the agent said to a WAV file.
+and writes what the agent said to a WAV file. As on a phone line, the caller sends silence
+whenever it is not speaking, from the answer to the hang-up: a turn-taking agent hears the
+caller's turn end.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class PhoneError(Exception):
 
 @attrs.frozen
 class PhoneResult:
+    """One call of the phone; ``spoken_seconds`` counts the file only, not the line's
+    silence, ``heard_seconds`` everything the agent sent (silence included)."""
+
     call_id: str
     sample_rate: int
     spoken_seconds: float
@@ -103,7 +108,9 @@ async def run_phone(
     if ca_bundle is not None:
         verify = ssl.create_default_context(cafile=ca_bundle)
     async with httpx.AsyncClient(base_url=base, headers=headers, verify=verify, timeout=30) as http:
-        body: dict[str, Any] = {"caller": caller}
+        # An open line: the sandbox's caller sends silence in every pause until the call
+        # ends, so an agent that takes turns hears the end of the caller's.
+        body: dict[str, Any] = {"caller": caller, "audio": {"silence": "inf"}}
         if callee is not None:
             body["callee"] = callee
         try:
@@ -117,6 +124,8 @@ async def run_phone(
         path = f"/admin/calls/{call_id}"
         show.line(f"calling     call {call_id} from {caller}")
         ended = False
+        said_from: int | None = None  # where the file starts in what the caller sent
+        size = 0
         try:
             with trio.fail_after(max_seconds):
                 status = await _wait_answered(http, path, answer_timeout, show)
@@ -125,10 +134,18 @@ async def run_phone(
                 # Whole 20 ms frames, as a phone network sends: an agent that waits for a
                 # full frame (the pull protocol's floor) would otherwise hold a short tail.
                 pcm += bytes(-len(pcm) % frame_bytes(rate, FRAME_SECONDS))
-                for start in range(0, len(pcm), SAY_CHUNK_BYTES):
+                size = len(pcm)
+                for start in range(0, size, SAY_CHUNK_BYTES):
                     chunk = base64.b64encode(pcm[start : start + SAY_CHUNK_BYTES]).decode()
-                    _check(await http.post(path + "/say", json={"audio": {"pcm": chunk}}), "say")
-                status = await _wait_spoken(http, path, len(pcm), rate, listen_after, show)
+                    reply = _check(
+                        await http.post(path + "/say", json={"audio": {"pcm": chunk}}), "say"
+                    )
+                    if said_from is None:
+                        # The line sent whole frames of silence until now; the file comes next.
+                        said_from = int(reply["spokenBytes"])
+                if said_from is None:  # too short to leave a sample at the call's rate
+                    said_from = int(status["spokenBytes"])
+                status = await _wait_spoken(http, path, said_from, size, rate, listen_after, show)
                 ended = status["state"] == "ENDED"
         finally:
             if not ended:
@@ -137,12 +154,15 @@ async def run_phone(
         final = _check(await http.get(path, params={"audio": "1"}), "fetching the recording")
     heard = base64.b64decode(final.get("heard", ""))
     rate = int(final.get("sampleRate") or 16000)
+    spoken = 0
+    if said_from is not None:
+        spoken = min(max(int(final.get("spokenBytes", 0)) - said_from, 0), size)
     if out_path is not None:
         write_wav(out_path, heard, rate)
     return PhoneResult(
         call_id=call_id,
         sample_rate=rate,
-        spoken_seconds=int(final.get("spokenBytes", 0)) / (2 * rate),
+        spoken_seconds=spoken / (2 * rate),
         heard_seconds=len(heard) / (2 * rate),
         ended_by=final.get("endedBy"),
         out_path=out_path,
@@ -169,26 +189,29 @@ async def _wait_answered(
 async def _wait_spoken(
     http: httpx.AsyncClient,
     path: str,
+    said_from: int,
     total: int,
     rate: int,
     listen_after: float,
     show: Progress,
 ) -> dict[str, Any]:
-    """Until the whole file was spoken and ``listen_after`` seconds passed, or the call ended."""
+    """Until the whole file (from byte ``said_from`` of what the caller sent) was spoken and
+    ``listen_after`` seconds passed, or the call ended."""
     done_at: float | None = None
     seconds = total / (2 * rate)
     while True:
         status = _check(await http.get(path), "reading the call")
         if status["state"] == "ENDED":
             return status
-        spoken = min(int(status["spokenBytes"]), total) / (2 * rate)
+        said = min(max(int(status["spokenBytes"]) - said_from, 0), total)
+        spoken = said / (2 * rate)
         heard = int(status["heardBytes"]) / (2 * rate)
         show.update(
             f"{bar(spoken / seconds if seconds else 1.0)} you said {spoken:4.1f}/{seconds:.1f} s"
             f"  agent said {heard:4.1f} s"
         )
         now = trio.current_time()
-        if done_at is None and int(status["spokenBytes"]) >= total:
+        if done_at is None and said >= total:
             done_at = now
         if done_at is not None and now - done_at >= listen_after:
             return status
@@ -203,11 +226,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Place a call into a running sandbox (python -m telcoflow_trio sandbox), speak a "
             "WAV file once an agent answers, listen a little longer, hang up, and write what "
-            "the agent said to a WAV file. Any PCM WAV (8/16/24/32-bit, float, any channel "
-            "count and rate) is converted to the call's format and padded with silence to "
-            "whole 20 ms frames; compressed ones are refused. "
+            "the agent said to a WAV file. The caller sends silence whenever it is not "
+            "speaking, from the answer to the hang-up, as a phone line does. Any PCM WAV "
+            "(8/16/24/32-bit, float, any channel count and rate) is converted to the call's "
+            "format and padded with silence to whole 20 ms frames; compressed ones are refused. "
             "URL and credentials come from the options or from TELCOFLOW_SANDBOX_URL (or "
-            "TELCOFLOW_BASE_URL), TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID."
+            "TELCOFLOW_BASE_URL), TELCOFLOW_API_KEY, TELCOFLOW_CONNECTOR_UUID and "
+            "TELCOFLOW_CA_BUNDLE."
         ),
     )
     p.add_argument("wav", help="what the caller says (a WAV file)")
@@ -224,7 +249,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--listen-after", type=float, default=3.0, help="seconds to keep listening after the file"
     )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole call")
-    p.add_argument("--ca-bundle", help="CA bundle (PEM) for an https sandbox")
+    p.add_argument(
+        "--ca-bundle", help="CA bundle (PEM) for an https sandbox (or TELCOFLOW_CA_BUNDLE)"
+    )
     add_output_options(p, "the result")
     p.set_defaults(func=run)
 
@@ -266,7 +293,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                 answer_timeout=args.answer_timeout,
                 listen_after=args.listen_after,
                 max_seconds=args.timeout,
-                ca_bundle=args.ca_bundle,
+                ca_bundle=args.ca_bundle or env.get("TELCOFLOW_CA_BUNDLE"),
                 progress=progress,
             )
         )

@@ -19,7 +19,7 @@ import trio
 
 from ..protocol import voice
 from ..protocol.pull import PullLedger
-from ._audio import AudioSource, as_source
+from ._audio import AudioSource, Silence, as_source
 from ._clock import SandboxClock
 from ._events import VOICE_PREFIX, CallTicket
 from ._faults import MALFORMED_VOICE_FRAMES
@@ -174,7 +174,8 @@ class SimulatedCall:
         self.pulls_stalled_until = 0.0
         """Simulated time before which the sandbox sends no ``buffer_request`` (see
         :meth:`stall_pulls`)."""
-        self._pending_sources: list[AudioSource] = [] if audio is None else [audio]
+        self.line_silence = False
+        self._pending_sources: list[AudioSource] = []
         self._speech = bytearray()
         self._speech_changed = trio.Event()
         self._heard_changed = trio.Event()
@@ -182,6 +183,7 @@ class SimulatedCall:
         self.voice_connected = trio.Event()
         self.live = trio.Event()
         self.terminated = trio.Event()
+        self.say(audio)
 
     def __repr__(self) -> str:
         return f"<SimulatedCall {self.call_id} {self.state.value} from {self.caller!r}>"
@@ -267,12 +269,15 @@ class SimulatedCall:
 
     # ── driving the caller ───────────────────────────────────────────────────────────
 
-    def say(self, audio: AudioSource | bytes | str | os.PathLike[str]) -> None:
-        """Queue more speech; it is sent after what is already queued, once the call is live."""
+    def say(self, audio: AudioSource | bytes | str | os.PathLike[str] | None) -> None:
+        """Queue more speech; it is sent after what is already queued, once the call is live.
+        ``Silence(math.inf)`` instead sets ``line_silence``: until the call ends, every pause
+        is then sent as silence in whole frames, as a phone line carries it."""
         source = as_source(audio)
-        if source is None:
-            return
-        self._pending_sources.append(source)
+        if isinstance(source, Silence) and source.seconds == float("inf"):
+            self.line_silence = True
+        elif source is not None:
+            self._pending_sources.append(source)
         self._render_pending()
 
     async def hang_up(self) -> None:
@@ -357,6 +362,8 @@ class SimulatedCall:
     def take_speech(self, nbytes: int) -> bytes:
         chunk = bytes(self._speech[:nbytes])
         del self._speech[:nbytes]
+        if len(chunk) < nbytes and self.line_silence and self.state is CallerState.LIVE:
+            chunk += bytes(nbytes - len(chunk))
         if chunk:
             self.spoken_marks.append((self._clock.now(), len(self.spoken)))
         self.spoken += chunk
@@ -367,7 +374,7 @@ class SimulatedCall:
     async def wait_speech(self) -> None:
         """Until the caller has something to say (once per burst of speech, not per frame)."""
         await trio.lowlevel.checkpoint()
-        while not self._speech:
+        while not (self._speech or (self.line_silence and self.state is CallerState.LIVE)):
             await self._speech_changed.wait()
 
     def record_heard(self, channel: int, pcm: bytes) -> None:
@@ -431,17 +438,13 @@ class SimulatedCall:
             "overpulls": self.overpulls,
             "voiceConnections": self.voice_connections,
             "interrupts": [attrs.asdict(i) for i in self.interrupts],
-            "commands": [
-                {
-                    "time": c.time,
-                    "command": c.command,
-                    "success": c.success,
-                    "errorCode": c.error_code,
-                }
-                for c in self.commands
-            ],
+            "commands": [_command_json(c) for c in self.commands],
         }
         if with_audio:
             out["heard"] = base64.b64encode(bytes(self._heard)).decode("ascii")
             out["spoken"] = base64.b64encode(bytes(self.spoken)).decode("ascii")
         return out
+
+
+def _command_json(c: CommandRecord) -> dict[str, Any]:
+    return {"time": c.time, "command": c.command, "success": c.success, "errorCode": c.error_code}

@@ -16,7 +16,7 @@ import telcoflow_trio as tf
 from telcoflow_trio._cli import main as cli_main
 from telcoflow_trio._cli._demo import echo
 from telcoflow_trio._cli._phone import PhoneError, rest_base, run_phone
-from telcoflow_trio.sandbox import read_wav
+from telcoflow_trio.sandbox import TestSignal, read_wav
 from telcoflow_trio.testing import Sandbox, open_sandbox
 
 from .wavs import int16, make_wav
@@ -66,13 +66,85 @@ async def test_phone_command_calls_the_agent_and_records_its_answer(
         )
     stdout = proc.stdout.decode()
     assert proc.returncode == 0, stdout + proc.stderr.decode()
-    assert "you said 0.80 s, the agent said 0.80 s" in stdout
+    assert "you said 0.80 s, the agent said " in stdout
     assert "ended by CALLER_HANGUP" in stdout
     heard, rate = read_wav(out)
     assert rate == 16000
-    assert heard == read_wav(said, sample_rate=16000)[0]  # converted once, echoed exactly
+    # The line's silence around the file, echoed too; the file converted once, echoed exactly.
+    said_pcm = read_wav(said, sample_rate=16000)[0]
+    before, after = split_around(heard, said_pcm)
+    assert not any(before) and not any(after)
     (sim,) = echo_sandbox.calls.values()
-    assert bytes(sim.spoken) == heard
+    assert bytes(sim.spoken).startswith(heard)
+
+
+def split_around(pcm: bytes, part: bytes) -> tuple[bytes, bytes]:
+    """What comes before and after ``part``, which starts at a whole 20 ms frame (16 kHz)."""
+    at = pcm.find(part)
+    assert at >= 0 and at % 640 == 0, at
+    return pcm[:at], pcm[at + len(part) :]
+
+
+END_OF_TURN = 0.5  # seconds of silence after which the agent below takes its turn
+REPLY = TestSignal(seconds=0.5)
+
+
+async def test_the_line_carries_silence_after_the_file_until_the_call_ends(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A turn-taking agent hears the end of the caller's turn (silence after the file),
+    replies, and goes on receiving the line's silence until the caller hangs up."""
+    said = stereo_24_bit(tmp_path / "said.wav", 0.4)
+    said_pcm = read_wav(said, sample_rate=16000)[0]
+    received = bytearray()
+    replied_at: list[int] = []  # bytes received when the agent replied
+    stream_ended = trio.Event()
+
+    async def turn_taker(call: tf.Call) -> None:
+        if not await call.answer():
+            return
+        spoke, quiet = False, 0
+        async for chunk in call.audio_stream():
+            received.extend(chunk)
+            if any(chunk):
+                spoke, quiet = True, 0
+            elif spoke:
+                quiet += len(chunk)
+            if spoke and not replied_at and quiet >= 32000 * END_OF_TURN:
+                replied_at.append(len(received))
+                await call.send_audio(REPLY.render(16000), wait=True)
+        stream_ended.set()
+
+    async with (
+        open_sandbox(time_scale=10) as sandbox,
+        tf.SessionManager(sandbox.config()) as sm,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(sm.serve_calls, turn_taker)
+        with trio.fail_after(30):
+            result = await run_phone(
+                str(said),
+                url=sandbox.url,
+                api_key=sandbox.api_key,
+                connector_uuid=sandbox.connector_uuid,
+                out_path=None,
+                listen_after=1.0,
+            )
+            await stream_ended.wait()  # the agent's audio ends with the call, not before
+        nursery.cancel_scope.cancel()
+    (sim,) = sandbox.calls.values()
+    assert result.ended_by == "CALLER_HANGUP"
+    assert result.spoken_seconds == 0.4  # the file only, not the line's silence
+    assert replied_at, "the agent never heard the caller's turn end"
+    assert sim.heard == REPLY.render(16000)
+    assert result.heard_seconds == 0.5
+    # Every byte the caller sent reached the agent, up to the hang-up: silence, the file,
+    # then silence again, well past the agent's reply.
+    assert bytes(received) == bytes(sim.spoken)
+    before, after = split_around(bytes(received), said_pcm)
+    assert not any(before) and not any(after)
+    assert len(received) > replied_at[0]
+    assert sim.status()["spokenBytes"] == len(received)
 
 
 async def test_phone_in_process_at_another_call_rate(tmp_path: pathlib.Path) -> None:
@@ -94,7 +166,8 @@ async def test_phone_in_process_at_another_call_rate(tmp_path: pathlib.Path) -> 
             )
         nursery.cancel_scope.cancel()
     assert result.sample_rate == 8000
-    assert result.spoken_seconds == result.heard_seconds == 0.26  # padded to whole 20 ms frames
+    assert result.spoken_seconds == 0.26  # padded to whole 20 ms frames
+    assert result.heard_seconds > 0.26  # the echo of the file and of the line's silence
     assert result.ended_by == "CALLER_HANGUP"
 
 
