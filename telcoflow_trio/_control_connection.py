@@ -4,7 +4,8 @@ and reconnection with backoff.
 One :class:`ControlConnection` per session manager. :meth:`ControlConnection.run` is
 started with ``nursery.start()``: it returns once ``setup.done`` arrived, so "started" means
 connected. It then owns the socket: one reader task, writes through one shielded path,
-and, when the socket drops without being asked to, a reconnect loop with jittered backoff.
+and, when the socket drops without being asked to, a reconnect loop with jittered backoff
+(reset only by a connection that stayed up ``timing.BACKOFF_STABLE_AFTER`` seconds).
 Pushed frames go to the ``on_frame`` callback, which must not block (the owner routes
 them into bounded channels), so commands and events keep flowing whatever the app does.
 """
@@ -138,8 +139,15 @@ class ControlConnection:
                     if self.closing:
                         break
                     self._set_state(ConnectionState.RECONNECTING)
+                    # Only a connection that stayed up resets the delays: a server that
+                    # drops every connection right after setup is retried ever more slowly.
+                    self._backoff.lost(trio.current_time())
                     delay = self._backoff.next_delay()
-                    logger.info("control connection: reconnecting in %.2f s", delay)
+                    logger.info(
+                        "control connection: reconnecting in %.2f s (attempt %d)",
+                        delay,
+                        self._backoff.attempt,
+                    )
                     await trio.sleep(delay)
         finally:
             self._fail_pending("control connection closed")
@@ -168,7 +176,7 @@ class ControlConnection:
                         return
                     connected = True
                     self._ws = ws
-                    self._backoff.reset()
+                    self._backoff.connected(trio.current_time())
                     self._set_state(ConnectionState.CONNECTED)
                     logger.info("control connection established (smWsId=%s)", self.sm_ws_id)
                     if task_status is not None:

@@ -15,6 +15,7 @@ __all__ = [
     "BACKOFF_FIRST_DELAY",
     "BACKOFF_JITTER",
     "BACKOFF_MAX_DELAY",
+    "BACKOFF_STABLE_AFTER",
     "PING_INTERVAL",
     "PING_TIMEOUT",
     "READY_WARNING_DELAY",
@@ -40,13 +41,23 @@ BACKOFF_FACTOR: Final = 1.5
 BACKOFF_MAX_DELAY: Final = 10.0
 BACKOFF_JITTER: Final = 0.2
 """Each delay gets up to this fraction of itself added at random."""
+BACKOFF_STABLE_AFTER: Final = 30.0
+"""A connection must stay up this long (one keep-alive interval) to reset the backoff.
+
+Resetting on every success instead would let a server that drops each connection right
+after ``setup.done`` (a frame the WebSocket layer refuses, say) be retried at the first
+delay forever."""
 
 
 @attrs.define
 class Backoff:
     """Jittered exponential backoff: 0.5 s, ×1.5 per failure, capped at 10 s, +0–20 %.
 
-    ``rng`` is injectable so tests can fix the jitter.
+    The owner reports each connection's life with :meth:`connected` and :meth:`lost`
+    (``now`` from any monotonic clock, in seconds): only a connection that stayed up for
+    ``stable_after`` seconds starts the delays again from ``first``; one that dropped
+    sooner counts as a failure, so repeated short-lived connections back off like
+    refused ones. ``rng`` is injectable so tests can fix the jitter.
     """
 
     first: float = BACKOFF_FIRST_DELAY
@@ -55,6 +66,9 @@ class Backoff:
     jitter: float = BACKOFF_JITTER
     rng: random.Random = attrs.field(factory=random.Random, repr=False)
     attempt: int = 0
+    stable_after: float = BACKOFF_STABLE_AFTER
+    up_since: float | None = None
+    """When the current connection was established (None: no connection is up)."""
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call counts one more failure."""
@@ -64,6 +78,19 @@ class Backoff:
             self.attempt += 1
         return base + self.rng.uniform(0.0, base * self.jitter)
 
+    def connected(self, now: float) -> None:
+        """A connection was established (``setup.done``) at ``now``."""
+        self.up_since = now
+
+    def lost(self, now: float) -> bool:
+        """The connection, if one was up, ended at ``now``; returns True when it had lasted
+        ``stable_after`` seconds and the delays start again from ``first``."""
+        up_since, self.up_since = self.up_since, None
+        if up_since is not None and now - up_since >= self.stable_after:
+            self.reset()
+            return True
+        return False
+
     def reset(self) -> None:
-        """Start again from the first delay (after a successful connection)."""
+        """Start again from the first delay."""
         self.attempt = 0
