@@ -1,22 +1,37 @@
-"""``python -m telcoflow_trio sandbox``: run a sandbox until interrupted."""
+"""``python -m telcoflow_trio sandbox``: run a sandbox until interrupted.
+
+It prints its URLs and credentials under one set of names (``base_url``, ``rest_url``,
+``api_key``, ``connector_uuid``, ``admin_url``: the text labels and the ``--json`` keys
+alike), and the ``TELCOFLOW_*`` variables that
+:meth:`~telcoflow_trio.SessionManagerConfig.from_env` and the dev phone read, as a shell
+``export`` line to paste (``env`` in the JSON).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import shlex
 import signal
 import ssl
 import sys
-from typing import Any
+from typing import Any, Final
 
 import trio
 
 from ..sandbox import Sandbox, open_sandbox
 
-__all__ = ["register", "run"]
+__all__ = ["ENV_NAMES", "announcement", "export_line", "register", "run"]
 
 logger = logging.getLogger(__name__)
+
+ENV_NAMES: Final = {
+    "api_key": "TELCOFLOW_API_KEY",
+    "connector_uuid": "TELCOFLOW_CONNECTOR_UUID",
+    "base_url": "TELCOFLOW_BASE_URL",
+}
+"""The environment variable of each key that ``SessionManagerConfig.from_env`` reads."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,28 +77,50 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
-def _announce(sandbox: Sandbox, as_json: bool) -> None:
+def announcement(sandbox: Sandbox) -> dict[str, Any]:
+    """What the command prints, under the names of its text output and ``--json`` keys;
+    ``env`` holds the ``TELCOFLOW_*`` variables of the ``export`` line."""
     info: dict[str, Any] = {
-        "url": sandbox.url,
-        "restUrl": sandbox.rest_url,
-        "apiKey": sandbox.api_key,
-        "connectorUuid": sandbox.connector_uuid,
-        "adminUrl": sandbox.rest_url + "/admin",
+        "base_url": sandbox.url,
+        "rest_url": sandbox.rest_url,
+        "api_key": sandbox.api_key,
+        "connector_uuid": sandbox.connector_uuid,
+        "admin_url": sandbox.rest_url + "/admin",
     }
+    info["env"] = {env: info[key] for key, env in ENV_NAMES.items()}
+    return info
+
+
+def export_line(env: dict[str, str]) -> str:
+    """``export NAME=value ...``, each value quoted for a POSIX shell."""
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+
+
+def _announce(sandbox: Sandbox, as_json: bool, tls: bool) -> None:
+    info = announcement(sandbox)
     if as_json:
         print(json.dumps(info), flush=True)
         return
     # Printing the credentials is the point: they belong to this throwaway local server.
+    labels = [f"  {key + ':':<17}{value}" for key, value in info.items() if key != "env"]
+    ca_hint = "# and TELCOFLOW_CA_BUNDLE=<PEM> unless the certificate is publicly trusted"
     print(
-        "Telcoflow sandbox running\n"
-        f"  base_url:        {info['url']}\n"
-        f"  rest_url:        {info['restUrl']}\n"
-        f"  api_key:         {info['apiKey']}\n"
-        f"  connector_uuid:  {info['connectorUuid']}\n"
-        f"  place a call:    POST {info['adminUrl']}/calls (same credential headers)\n"
-        "  or from a WAV:   python -m telcoflow_trio phone FILE.wav --url URL --api-key KEY "
-        "--connector-uuid UUID\n"
-        "Press Ctrl+C to stop.",
+        "\n".join(
+            [
+                "Telcoflow sandbox running",
+                *labels,
+                f"Place calls with POST {info['admin_url']}/calls (the same credential "
+                "headers), or from another shell:",
+                "",
+                "# an agent's settings (SessionManagerConfig.from_env() reads them)",
+                export_line(info["env"]),
+                *([ca_hint] if tls else []),
+                "# a call into it from a WAV file (the phone reads them too)",
+                "python -m telcoflow_trio phone FILE.wav",
+                "",
+                "Press Ctrl+C to stop.",
+            ]
+        ),
         flush=True,
     )
 
@@ -103,7 +140,7 @@ async def _main(args: argparse.Namespace) -> None:
         # Only while serving: a signal then stops the sandbox cleanly; a Ctrl+C while it
         # starts or closes interrupts at once.
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            _announce(sandbox, args.json)
+            _announce(sandbox, args.json, tls=args.tls_cert is not None)
             async for signum in signals:
                 logger.info("signal %d: stopping the sandbox", signum)
                 break

@@ -20,7 +20,7 @@ from .interrupting import running
 def test_sandbox_command_stops_cleanly_on_a_signal(signum: int, status: int, stderr: str) -> None:
     with running(["-m", "telcoflow_trio", "sandbox", "--json"]) as program:
         info = json.loads(program.wait_for("stdout", "\n"))
-        assert info["url"].startswith("ws://127.0.0.1:")
+        assert info["base_url"].startswith("ws://127.0.0.1:")
         ended = program.signal(signum)
     assert "Traceback" not in ended.stderr
     assert (ended.returncode, ended.stderr) == (status, stderr)
