@@ -67,8 +67,8 @@ class Call:
     """One call. Made by ``Session.incoming_call()`` or ``Call.from_json()``.
 
     Its lifecycle is a :class:`~telcoflow_trio.protocol.call_state.CallMachine`, driven by a
-    :class:`~telcoflow_trio._call_lifecycle.CallLifecycle` that feeds it what happens on the
-    voice plane and carries out what it decides, so that however the call ends, the server
+    ``CallLifecycle`` (private) that feeds it what happens on the voice plane and carries
+    out what it decides, so that however the call ends, the server
     has been told by the time its owning scope is left.
     """
 

@@ -95,7 +95,7 @@ class MessageSocket(abc.ABC):
         :class:`SocketClosed` as :meth:`receive` would.
 
         An engine with a reader task calls ``handler`` from that task as each message is
-        parsed (see :class:`Inbox`), so a message reaches its owner without a hop through a
+        parsed (see ``_inbox.Inbox``), so a message reaches its owner without a hop through a
         channel and a task of the owner's; hence ``handler`` must not block. An exception
         from ``handler`` ends the delivery and is raised here, in the caller's task.
         Messages queued before the call are handed over first. Cancelling the call ends the

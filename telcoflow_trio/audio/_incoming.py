@@ -80,7 +80,7 @@ class IncomingAudio:
     """One call's incoming audio, held per channel id within one byte budget (module docs).
 
     ``capacity`` bounds the bytes held for all channels together (PCM plus
-    :data:`CHUNK_CHARGE` per chunk). ``clock`` (seconds, monotonic) times the rate limit of
+    ``CHUNK_CHARGE`` per chunk). ``clock`` (seconds, monotonic) times the rate limit of
     the log lines; ``label`` (e.g. the call id) starts each of them.
     """
 
@@ -145,7 +145,7 @@ class IncomingAudio:
 
     @property
     def used_bytes(self) -> int:
-        """What the budget bounds: queued PCM plus :data:`CHUNK_CHARGE` per chunk."""
+        """What the budget bounds: queued PCM plus ``CHUNK_CHARGE`` per chunk."""
         return self._used
 
     @property

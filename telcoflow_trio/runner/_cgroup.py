@@ -279,7 +279,7 @@ _meter: CpuLoad | None = None
 
 def cpu_load() -> float:
     """This process's CPU load since the previous call, a fraction of the CPUs it may use (the
-    first call: the load average); one meter per process, see :class:`CpuLoad`. What
+    first call: the load average); one meter per process (``runner._cgroup.CpuLoad``). What
     ``--max-load`` compares with its threshold."""
     global _meter
     if _meter is None:

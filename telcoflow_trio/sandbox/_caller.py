@@ -218,7 +218,7 @@ class SimulatedCall:
 
     @property
     def bytes_requested(self) -> int:
-        """Agent audio the sandbox has pulled (``buffer_request``s sent), in bytes."""
+        """Agent audio the sandbox has pulled (``buffer_request`` frames sent), in bytes."""
         return self.pull_ledger.requested_bytes
 
     @property

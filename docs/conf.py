@@ -1,0 +1,169 @@
+"""Sphinx configuration for the telcoflow_trio documentation.
+
+Build (warnings are errors, every cross-reference must resolve)::
+
+    sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+or ``nox -s docs``. The build never touches the network: the intersphinx inventories of
+Python, trio and Hypothesis are kept in ``docs/_inv/`` (``docs/_inv/make_inventories.py``
+says where each comes from and makes them again), and the links they produce still point at
+docs.python.org, trio.readthedocs.io and hypothesis.readthedocs.io.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from docutils import nodes
+from sphinx.addnodes import pending_xref
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+from sphinx.ext.intersphinx import missing_reference as intersphinx_missing_reference
+
+import telcoflow_trio
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))  # public_names, below
+
+project = "telcoflow_trio"
+author = "telcoflow_trio developers"
+copyright = "2026, telcoflow_trio developers"
+version = release = telcoflow_trio.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.intersphinx",
+    "sphinxcontrib_trio",
+    "autopublic",  # _ext/autopublic.py
+]
+
+# Every reference must resolve: a dangling one is a warning, and warnings are errors (-W).
+# There is deliberately no nitpick_ignore.
+nitpicky = True
+default_role = "py:obj"
+exclude_patterns = ["_build", "_inv", "_ext"]
+language = "en"
+# "default" is Python that falls back to plain text without a warning: the protocol
+# layer's state diagrams are literal blocks drawn with box characters.
+highlight_language = "default"
+pygments_style = "default"
+
+# The inventories are local files (the mapping's second element), so the build is offline;
+# the first element is still where the links go.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", str(HERE / "_inv" / "python.inv")),
+    "trio": ("https://trio.readthedocs.io/en/stable", str(HERE / "_inv" / "trio.inv")),
+    "hypothesis": (
+        "https://hypothesis.readthedocs.io/en/latest",
+        str(HERE / "_inv" / "hypothesis.inv"),
+    ),
+}
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_preserve_defaults = True
+
+html_theme = "sphinx_rtd_theme"
+html_theme_options = {"navigation_depth": 3, "prev_next_buttons_location": "both"}
+html_title = f"telcoflow_trio {release}"
+html_static_path: list[str] = []
+
+
+def _public_name(target: str) -> str | None:
+    """The documented (public) name of an object named by its private module path.
+
+    Annotations name classes where they are defined (``telcoflow_trio._call.Call``); the
+    reference documents them where users import them (``telcoflow_trio.Call``).
+    """
+    from public_names import resolve  # found through sys.path, above
+
+    return resolve(target)
+
+
+def _resolve(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    """missing-reference: two retries for our own names, each landing on a documented target.
+
+    1. A path through a private module (annotations name a class where it is defined,
+       ``telcoflow_trio._call.Call``) is retried under the name the reference documents it
+       by (``telcoflow_trio.Call``).
+    2. A bare name in a docstring (``:class:`BufferFullError``` in ``telcoflow_trio.audio``)
+       is retried as Sphinx's ``.BufferFullError`` search: it resolves only when exactly one
+       documented object has that name, and warns (fails the build) when several do.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    domain: Any = env.get_domain("py")
+    target = node.get("reftarget", "")
+    if _is_typevar(target):
+        # A TypeVar in a signature (``-> T``) has no page of its own: link the concept.
+        node["reftarget"] = "typing.TypeVar"
+        return intersphinx_missing_reference(app, env, node, contnode)
+    if target.startswith("telcoflow_trio.") and "._" in target:
+        public = _public_name(target)
+        if public is None:
+            return None
+        node["reftarget"] = public
+        return domain.resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
+        )
+    if "." in target.lstrip(".") and not target.startswith("telcoflow_trio"):
+        first = target.split(".", 1)[0]
+        if not _documented_prefix(env, first):
+            return None  # another project's name (hypothesis.*, re.*): not ours to guess
+    if node.get("refspecific") or target.startswith("telcoflow_trio"):
+        return None
+    matches = domain.find_obj(
+        env, node.get("py:module"), node.get("py:class"), target, node["reftype"], 1
+    )
+    # autodoc also records each object under its defining path (an alias of the same entry)
+    if len([entry for _, entry in matches if not entry.aliased]) != 1:
+        return None  # none: the warning stands; several: ambiguous, the warning stands
+    node["refspecific"] = True
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], target, node, contnode
+    )
+
+
+def _is_typevar(target: str) -> bool:
+    module_name, _, attr = target.rpartition(".")
+    if not module_name.startswith("telcoflow_trio"):
+        return False
+    try:
+        return isinstance(getattr(importlib.import_module(module_name), attr), TypeVar)
+    except (ImportError, AttributeError):
+        return False
+
+
+def _documented_prefix(env: BuildEnvironment, first: str) -> bool:
+    """Whether ``first`` is the last part of one of our documented names (``PullLedger``)."""
+    objects = env.get_domain("py").objects  # type: ignore[attr-defined]
+    return any(name.rsplit(".", 1)[-1] == first for name in objects)
+
+
+def _public_bases(app: Sphinx, name: str, obj: object, options: object, bases: list[type]) -> None:
+    """autodoc-process-bases: show an undocumented base class as its own bases.
+
+    ``class Speak(_StepBase)``, ``class Call(CallLifecycle)``: the base is an implementation
+    detail in a private module; the reader is shown what it derives from instead.
+    """
+    from public_names import public_names  # found through sys.path, above
+
+    i = 0
+    while i < len(bases):
+        base = bases[i]
+        if base.__module__.startswith("telcoflow_trio") and id(base) not in public_names():
+            bases[i : i + 1] = [b for b in base.__bases__ if b is not object]
+            continue
+        i += 1
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("missing-reference", _resolve)
+    app.connect("autodoc-process-bases", _public_bases)
