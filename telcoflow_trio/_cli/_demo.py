@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from .. import BufferClosedError, Call, CallAudioConfig, SessionManager, WSSCallClosedError
+from .._config import SampleRate
 from ..sandbox import SimulatedCall, frame_bytes, open_sandbox, write_wav
 from ._progress import Progress, add_output_options, bar, start_output
 
@@ -132,7 +133,7 @@ class DemoResult:
     underruns: int
     dropped_incoming_bytes: int
     dropped_outgoing_bytes: int
-    wav_path: str | None
+    out_path: str | None
 
     def summary_lines(self) -> list[str]:
         def ms(value: float | None) -> str:
@@ -154,8 +155,8 @@ class DemoResult:
             f"drops       {self.dropped_incoming_bytes} bytes incoming, "
             f"{self.dropped_outgoing_bytes} bytes outgoing",
         ]
-        if self.wav_path is not None:
-            lines.append(f"recording   {self.wav_path} (what the caller heard)")
+        if self.out_path is not None:
+            lines.append(f"recording   {self.out_path} (what the caller heard)")
         return lines
 
 
@@ -176,9 +177,9 @@ def _percentile(values: list[float], q: float) -> float:
 async def run_demo(
     *,
     seconds: float = 3.0,
-    sample_rate: int = 16000,
+    sample_rate: SampleRate = 16000,
     time_scale: float = 1.0,
-    wav_path: str | None = "demo_heard.wav",
+    out_path: str | None = "demo_heard.wav",
     progress: Progress | None = None,
 ) -> DemoResult:
     """Run the demo once and return its measurements (see the module docs)."""
@@ -234,8 +235,8 @@ async def run_demo(
     counters = call.audio_counters
     rtts = call.command_rtts
     heard_pcm = sim.heard
-    if wav_path is not None:
-        write_wav(wav_path, heard_pcm, sample_rate)
+    if out_path is not None:
+        write_wav(out_path, heard_pcm, sample_rate)
     return DemoResult(
         call_id=sim.call_id,
         sample_rate=sample_rate,
@@ -250,7 +251,7 @@ async def run_demo(
         underruns=0 if counters is None else counters.underruns,
         dropped_incoming_bytes=call.incoming_audio_dropped_bytes,
         dropped_outgoing_bytes=0 if counters is None else counters.dropped_bytes,
-        wav_path=wav_path,
+        out_path=out_path,
     )
 
 
@@ -286,7 +287,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                 seconds=args.seconds,
                 sample_rate=args.sample_rate,
                 time_scale=args.time_scale,
-                wav_path=args.out or None,
+                out_path=args.out or None,
                 progress=progress,
             )
         )

@@ -8,9 +8,11 @@ import pathlib
 import subprocess
 import sys
 
+import attrs
 import pytest
 
-from telcoflow_trio._cli._demo import Utterance, run_demo
+from telcoflow_trio._cli._demo import DemoResult, Utterance, run_demo
+from telcoflow_trio._cli._phone import PhoneResult
 from telcoflow_trio._cli._progress import Progress, bar
 from telcoflow_trio.sandbox import read_wav
 
@@ -56,8 +58,17 @@ def test_demo_json_summary(tmp_path: pathlib.Path) -> None:
     result = json.loads(line)
     assert result["identical"] is True
     assert result["spoken_seconds"] == result["heard_seconds"] == 0.5
-    assert result["wav_path"] is None
+    assert result["out_path"] is None
     assert result["latency_median"] is not None and result["latency_median"] >= 0
+    assert list(result) == [f.name for f in attrs.fields(DemoResult)]
+
+
+def test_demo_and_phone_spell_their_shared_json_keys_alike() -> None:
+    demo_keys = {f.name for f in attrs.fields(DemoResult)}
+    phone_keys = {f.name for f in attrs.fields(PhoneResult)}
+    # The same things under the same names (the --out file is out_path in both).
+    assert phone_keys - demo_keys == {"ended_by"}
+    assert {"call_id", "sample_rate", "spoken_seconds", "heard_seconds", "out_path"} <= demo_keys
 
 
 def test_demo_refuses_a_bad_length() -> None:
@@ -68,9 +79,9 @@ def test_demo_refuses_a_bad_length() -> None:
 
 async def test_run_demo_refuses_bad_values_before_starting() -> None:
     with pytest.raises(ValueError, match="time_scale"):
-        await run_demo(time_scale=0, wav_path=None)
+        await run_demo(time_scale=0, out_path=None)
     with pytest.raises(ValueError, match="seconds"):
-        await run_demo(seconds=601, wav_path=None)
+        await run_demo(seconds=601, out_path=None)
 
 
 async def test_live_progress_rewrites_one_line(tmp_path: pathlib.Path) -> None:
@@ -79,7 +90,7 @@ async def test_live_progress_rewrites_one_line(tmp_path: pathlib.Path) -> None:
         seconds=0.6,
         sample_rate=8000,
         time_scale=3,
-        wav_path=str(tmp_path / "h.wav"),
+        out_path=str(tmp_path / "h.wav"),
         progress=Progress(stream, "live"),
     )
     assert result.identical and result.sample_rate == 8000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pathlib
@@ -9,13 +10,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import trio
 
 import telcoflow_trio as tf
 from telcoflow_trio._cli import main as cli_main
 from telcoflow_trio._cli._demo import echo
-from telcoflow_trio._cli._phone import PhoneError, rest_base, run_phone
+from telcoflow_trio._cli._phone import PhoneError, PhoneResult, rest_base, run_phone
 from telcoflow_trio.sandbox import TestSignal, read_wav
 from telcoflow_trio.testing import Sandbox, open_sandbox
 
@@ -76,6 +78,23 @@ async def test_phone_command_calls_the_agent_and_records_its_answer(
     assert not any(before) and not any(after)
     (sim,) = echo_sandbox.calls.values()
     assert bytes(sim.spoken).startswith(heard)
+
+
+async def test_phone_json_is_one_line_of_the_result_fields(
+    echo_sandbox: Sandbox, tmp_path: pathlib.Path
+) -> None:
+    said = make_wav(tmp_path / "s.wav", int16(*range(-8000, 8000, 4)))
+    args = [sys.executable, "-m", "telcoflow_trio", "phone", str(said), "--out", "", "--json"]
+    args += ["--url", echo_sandbox.url, "--api-key", echo_sandbox.api_key]
+    args += ["--connector-uuid", echo_sandbox.connector_uuid, "--listen-after", "0.5"]
+    with trio.fail_after(40):
+        proc = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    (line,) = proc.stdout.decode().splitlines()
+    result = json.loads(line)
+    assert list(result) == [f.name for f in attrs.fields(PhoneResult)]
+    assert (result["spoken_seconds"], result["out_path"]) == (0.26, None)
+    assert result["ended_by"] == "CALLER_HANGUP"
 
 
 def split_around(pcm: bytes, part: bytes) -> tuple[bytes, bytes]:
