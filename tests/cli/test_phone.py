@@ -18,7 +18,7 @@ import telcoflow_trio as tf
 from telcoflow_trio._cli import main as cli_main
 from telcoflow_trio._cli._demo import echo
 from telcoflow_trio._cli._phone import PhoneError, PhoneResult, rest_base, run_phone
-from telcoflow_trio.sandbox import TestSignal, read_wav
+from telcoflow_trio.sandbox import Silence, TestSignal, read_wav
 from telcoflow_trio.testing import Sandbox, open_sandbox
 
 from .wavs import int16, make_wav
@@ -269,3 +269,30 @@ def test_help_lists_the_new_commands() -> None:
     assert proc.returncode == 0
     for command in ("demo", "phone", "sandbox"):
         assert command in proc.stdout
+
+
+async def test_an_open_line_fills_every_pause_with_whole_frames_until_the_call_ends() -> None:
+    """The sandbox side of the phone's line: ``Silence(math.inf)`` as the caller's audio."""
+    signal = TestSignal(seconds=0.2).render(16000)
+    async with (
+        open_sandbox(time_scale=10) as sandbox,
+        tf.SessionManager(sandbox.config()) as sm,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(sm.serve_calls, echo)
+        sim = await sandbox.place_call(audio=Silence(math.inf))
+        assert sim.line_silence
+        with trio.fail_after(30):
+            await sim.wait_heard(6400)  # the line's silence, echoed, before anything is said
+            sim.say(signal)
+            # ... and after it, at least as much silence again.
+            while (at := sim.heard.find(signal)) < 0 or len(sim.heard) < at + len(signal) + 6400:
+                await sim.wait_heard(len(sim.heard) + 1)
+            await sim.hang_up()
+        nursery.cancel_scope.cancel()
+    before, after = split_around(bytes(sim.spoken), signal)
+    assert len(before) >= 6400 and len(after) >= 6400
+    assert not any(before) and not any(after)
+    offsets = [offset for _, offset in sim.spoken_marks]
+    assert offsets == list(range(0, len(sim.spoken), 640))  # whole 20 ms frames, no gap
+    assert sim.take_speech(640) == b""  # the line closed with the call
