@@ -134,9 +134,11 @@ class Soak:
 
 async def run(args: argparse.Namespace, sandbox: dict[str, Any]) -> dict[str, Any]:
     config = tf.SessionManagerConfig.create(
-        api_key=sandbox["apiKey"], connector_uuid=sandbox["connectorUuid"], base_url=sandbox["url"]
+        api_key=sandbox["api_key"],
+        connector_uuid=sandbox["connector_uuid"],
+        base_url=sandbox["base_url"],
     )
-    headers = {"x-api-key": sandbox["apiKey"], "x-connector-uuid": sandbox["connectorUuid"]}
+    headers = {"x-api-key": sandbox["api_key"], "x-connector-uuid": sandbox["connector_uuid"]}
     started = time.monotonic()
     async with tf.SessionManager(config) as sm, trio.open_nursery() as agent:
         agent.start_soon(sm.serve_calls, echo)
@@ -145,7 +147,7 @@ async def run(args: argparse.Namespace, sandbox: dict[str, Any]) -> dict[str, An
         rss_start = rss_kb()
         # The driver's client is closed before descriptors are counted again.
         async with httpx.AsyncClient(
-            base_url=sandbox["restUrl"], headers=headers, timeout=30
+            base_url=sandbox["rest_url"], headers=headers, timeout=30
         ) as admin:
             soak = Soak(args, admin)
             async with trio.open_nursery() as nursery:

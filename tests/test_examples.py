@@ -197,9 +197,9 @@ def test_ctrl_c_stops_an_agent_waiting_for_calls() -> None:
     with running(["-m", "telcoflow_trio", "sandbox", "--json"]) as server:
         info = json.loads(server.wait_for("stdout", "\n"))
         env = {
-            "TELCOFLOW_API_KEY": info["apiKey"],
-            "TELCOFLOW_CONNECTOR_UUID": info["connectorUuid"],
-            "TELCOFLOW_BASE_URL": info["url"],
+            "TELCOFLOW_API_KEY": info["api_key"],
+            "TELCOFLOW_CONNECTOR_UUID": info["connector_uuid"],
+            "TELCOFLOW_BASE_URL": info["base_url"],
         }
         with running(["examples/echo_agent.py"], env) as agent:
             agent.wait_for("stderr", "control connection established")

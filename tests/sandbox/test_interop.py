@@ -59,10 +59,10 @@ def sandbox_process() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 async def admin(sandbox_process: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
     headers = {
-        "x-api-key": sandbox_process["apiKey"],
-        "x-connector-uuid": sandbox_process["connectorUuid"],
+        "x-api-key": sandbox_process["api_key"],
+        "x-connector-uuid": sandbox_process["connector_uuid"],
     }
-    async with httpx.AsyncClient(base_url=sandbox_process["restUrl"], headers=headers) as http:
+    async with httpx.AsyncClient(base_url=sandbox_process["rest_url"], headers=headers) as http:
         yield http
 
 
@@ -81,9 +81,9 @@ class Agent:
     async def run(self) -> None:
         env = {
             **os.environ,
-            "SANDBOX_URL": self.info["url"],
-            "SANDBOX_API_KEY": self.info["apiKey"],
-            "SANDBOX_CONNECTOR_UUID": self.info["connectorUuid"],
+            "SANDBOX_URL": self.info["base_url"],
+            "SANDBOX_API_KEY": self.info["api_key"],
+            "SANDBOX_CONNECTOR_UUID": self.info["connector_uuid"],
         }
         async with trio.open_nursery() as nursery:
             proc = await nursery.start(
