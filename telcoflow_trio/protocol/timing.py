@@ -67,7 +67,7 @@ class Backoff:
     rng: random.Random = attrs.field(factory=random.Random, repr=False)
     attempt: int = 0
     stable_after: float = BACKOFF_STABLE_AFTER
-    up_since: float | None = None
+    up_since: float | None = attrs.field(default=None, init=False)
     """When the current connection was established (None: no connection is up)."""
 
     def next_delay(self) -> float:
