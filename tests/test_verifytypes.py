@@ -2,7 +2,7 @@
 
 Runs ``pyright --verifytypes telcoflow_trio --ignoreexternal --outputjson`` (a few seconds)
 and names every public symbol whose type pyright cannot know, with where to fix it. pyright
-is part of the dev tooling: missing, this test fails and says how to install it.
+is part of the test tooling: missing, this test fails and says how to install it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _verifytypes() -> dict[str, Any]:
     if importlib.util.find_spec("pyright") is None:
-        pytest.fail("pyright is not installed: `pip install pyright` (part of the dev tooling)")
+        pytest.fail("pyright is not installed: `pip install pyright` (part of the test tooling)")
     argv = [sys.executable, "-m", "pyright", "--pythonpath", sys.executable]
     argv += ["--verifytypes", "telcoflow_trio", "--ignoreexternal", "--outputjson"]
     # Exit status 1 only means "below 100 %"; the JSON says how far below.

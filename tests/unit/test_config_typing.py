@@ -57,7 +57,13 @@ def snippet(tmp_path: Path) -> Path:
     return path
 
 
+def _require(module: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(f"{module} is not installed: `pip install {module}` (part of the test tooling)")
+
+
 def test_mypy_refuses_bad_sample_rates_and_audio_modes(snippet: Path) -> None:
+    _require("mypy")
     argv = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir=/dev/null"]
     output = _run([*argv, "--no-error-summary", snippet.name], snippet.parent)
     assert _reported_lines(output, re.escape(snippet.name)) == _expected_lines(), output
@@ -65,8 +71,7 @@ def test_mypy_refuses_bad_sample_rates_and_audio_modes(snippet: Path) -> None:
 
 
 def test_pyright_refuses_bad_sample_rates_and_audio_modes(snippet: Path) -> None:
-    if importlib.util.find_spec("pyright") is None:
-        pytest.fail("pyright is not installed: `pip install pyright` (part of the dev tooling)")
+    _require("pyright")
     output = _run(
         [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, snippet.name],
         snippet.parent,
