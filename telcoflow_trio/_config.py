@@ -57,7 +57,7 @@ class CallAudioConfig:
 
     ``sample_rate`` is 8000, 16000 or 24000 Hz (:data:`SampleRate`; 16-bit mono PCM, so
     24 kHz is 48,000 bytes a second); ``audio_mode`` an :class:`AudioMode` or its wire
-    spelling (:data:`AudioModeName`); ``buffer_size`` bounds the bytes queued to send and
+    spelling (``AudioModeName``); ``buffer_size`` bounds the bytes queued to send and
     must be a positive power of two. Type checkers refuse other values; at run time they
     raise ``ValueError`` or ``TypeError`` naming the field.
     """
@@ -112,7 +112,7 @@ class SessionManagerConfig:
     certificate (``cert_path`` + ``key_path``, mTLS, ``wss://`` only). ``ca_bundle`` or
     ``ssl_context`` customise TLS verification, which is always on unless the context
     you pass turns it off; with mTLS the client certificate is loaded into that context.
-    ``transport`` picks the WebSocket engine (:data:`TRANSPORTS`) for both planes.
+    ``transport`` picks the WebSocket engine (one of ``TRANSPORTS``) for both planes.
     """
 
     api_key: str | None = attrs.field(default=None, repr=_secret_repr)
