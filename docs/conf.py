@@ -44,7 +44,7 @@ extensions = [
 # There is deliberately no nitpick_ignore.
 nitpicky = True
 default_role = "py:obj"
-exclude_patterns = ["_build", "_inv", "_ext"]
+exclude_patterns = ["_build", "_inv", "_ext", "README.rst"]
 language = "en"
 # "default" is Python that falls back to plain text without a warning: the protocol
 # layer's state diagrams are literal blocks drawn with box characters.
@@ -65,8 +65,8 @@ intersphinx_mapping = {
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
-autodoc_default_options = {"members": True, "show-inheritance": True}
-autodoc_preserve_defaults = True
+autodoc_default_options = {"members": True}
+autodoc_preserve_defaults = False
 
 html_theme = "sphinx_rtd_theme"
 html_theme_options = {"navigation_depth": 3, "prev_next_buttons_location": "both"}
@@ -75,11 +75,7 @@ html_static_path: list[str] = []
 
 
 def _public_name(target: str) -> str | None:
-    """The documented (public) name of an object named by its private module path.
-
-    Annotations name classes where they are defined (``telcoflow_trio._call.Call``); the
-    reference documents them where users import them (``telcoflow_trio.Call``).
-    """
+    """The name the reference documents ``target`` under, if it is one of ours."""
     from public_names import resolve  # found through sys.path, above
 
     return resolve(target)
@@ -90,9 +86,11 @@ def _resolve(
 ) -> nodes.reference | None:
     """missing-reference: two retries for our own names, each landing on a documented target.
 
-    1. A path through a private module (annotations name a class where it is defined,
-       ``telcoflow_trio._call.Call``) is retried under the name the reference documents it
-       by (``telcoflow_trio.Call``).
+    1. A path to one of our objects that is not where the reference documents it is
+       retried under the documented name: a private module's (annotations name a class
+       where it is defined, ``telcoflow_trio._call.Call`` -> ``telcoflow_trio.Call``) or
+       a re-export's (``telcoflow_trio.protocol.SETUP_TIMEOUT`` ->
+       ``telcoflow_trio.protocol.timing.SETUP_TIMEOUT``); see ``_ext/public_names.py``.
     2. A bare name in a docstring (``:class:`BufferFullError``` in ``telcoflow_trio.audio``)
        is retried as Sphinx's ``.BufferFullError`` search: it resolves only when exactly one
        documented object has that name, and warns (fails the build) when several do.
@@ -105,7 +103,7 @@ def _resolve(
         # A TypeVar in a signature (``-> T``) has no page of its own: link the concept.
         node["reftarget"] = "typing.TypeVar"
         return intersphinx_missing_reference(app, env, node, contnode)
-    if target.startswith("telcoflow_trio.") and "._" in target:
+    if target.startswith("telcoflow_trio."):
         public = _public_name(target)
         if public is None:
             return None
@@ -113,12 +111,10 @@ def _resolve(
         return domain.resolve_xref(
             env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
         )
-    if "." in target.lstrip(".") and not target.startswith("telcoflow_trio"):
-        first = target.split(".", 1)[0]
-        if not _documented_prefix(env, first):
-            return None  # another project's name (hypothesis.*, re.*): not ours to guess
-    if node.get("refspecific") or target.startswith("telcoflow_trio"):
-        return None
+    if node.get("refspecific"):
+        return None  # already a .name search
+    if "." in target and not _documented_prefix(env, target.split(".", 1)[0]):
+        return None  # another project's name (hypothesis.*, re.*): not ours to guess
     matches = domain.find_obj(
         env, node.get("py:module"), node.get("py:class"), target, node["reftype"], 1
     )
@@ -148,20 +144,10 @@ def _documented_prefix(env: BuildEnvironment, first: str) -> bool:
 
 
 def _public_bases(app: Sphinx, name: str, obj: object, options: object, bases: list[type]) -> None:
-    """autodoc-process-bases: show an undocumented base class as its own bases.
+    """autodoc-process-bases: show the bases a reader can look up (see ``shown_bases``)."""
+    from public_names import shown_bases  # found through sys.path, above
 
-    ``class Speak(_StepBase)``, ``class Call(CallLifecycle)``: the base is an implementation
-    detail in a private module; the reader is shown what it derives from instead.
-    """
-    from public_names import public_names  # found through sys.path, above
-
-    i = 0
-    while i < len(bases):
-        base = bases[i]
-        if base.__module__.startswith("telcoflow_trio") and id(base) not in public_names():
-            bases[i : i + 1] = [b for b in base.__bases__ if b is not object]
-            continue
-        i += 1
+    bases[:] = shown_bases(bases)
 
 
 def setup(app: Sphinx) -> None:

@@ -82,10 +82,7 @@ def test_every_public_name_is_in_the_reference(built: Path) -> None:
             obj = getattr(module, name)
             if isinstance(obj, type(module)):
                 continue  # a submodule: checked as a module of its own
-            if names_table.is_value(obj):
-                home = f"{module_name}.{name}"
-            else:
-                home = names_table.public_names()[id(obj)]
+            home = names_table.home(module_name, name)
             if home not in documented:
                 missing.append(f"{module_name}.{name} (documented as {home})")
     assert not missing, missing

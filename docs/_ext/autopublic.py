@@ -19,7 +19,7 @@ from typing import ClassVar
 from docutils import nodes
 from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
-from public_names import is_value, public_names
+from public_names import home, shown_bases
 from sphinx.application import Sphinx
 from sphinx.util.nodes import nested_parse_with_titles
 
@@ -30,7 +30,10 @@ _SHOWN_VALUES = (int, float, str, bytes)
 def _directive_for(obj: object) -> tuple[str, list[str]]:
     if isinstance(obj, type):
         kind = "autoexception" if issubclass(obj, BaseException) else "autoclass"
-        return kind, [":members:", ":undoc-members:", ":show-inheritance:"]
+        options = [":members:", ":undoc-members:"]
+        if shown_bases(list(obj.__bases__)):
+            options.append(":show-inheritance:")
+        return kind, options
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
         return "autofunction", []
     options = [] if isinstance(obj, _SHOWN_VALUES) else [":no-value:"]
@@ -46,16 +49,26 @@ def expand(module_name: str) -> list[str]:
         obj = getattr(module, name)
         if isinstance(obj, types.ModuleType):
             continue
-        home = None if is_value(obj) else public_names().get(id(obj))
-        if home is not None and home != f"{module_name}.{name}":
-            elsewhere.append(home)
+        documented = home(module_name, name)
+        if documented.rpartition(".")[0] == module_name and documented != f"{module_name}.{name}":
+            # a second name for a class of this module (ClientVoiceFrame = Command)
+            lines += [
+                f".. py:data:: {name}",
+                f"   :module: {module_name}",
+                "",
+                f"   Another name for :obj:`{documented}`.",
+                "",
+            ]
+            continue
+        if documented != f"{module_name}.{name}":
+            elsewhere.append(documented)
             continue
         kind, options = _directive_for(obj)
         lines.append(f".. {kind}:: {module_name}.{name}")
         lines.extend(f"   {option}" for option in options)
         lines.append("")
     if elsewhere:
-        refs = ", ".join(f":obj:`~{home}`" for home in elsewhere)
+        refs = ", ".join(f":obj:`~{documented}`" for documented in elsewhere)
         lines += [f"Also exported here, and documented where they live: {refs}.", ""]
     return lines
 
