@@ -15,9 +15,9 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-SAMPLE_RATE = 24_000
+SAMPLE_RATE: Final = 24_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 CHUNK_BYTES = BYTES_PER_SECOND // 10
 """What the interruption agent's model hands over at a time: 100 ms of audio."""

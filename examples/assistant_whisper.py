@@ -91,7 +91,7 @@ def config_from_env() -> tf.SessionManagerConfig:
 async def run_against_sandbox(time_scale: float) -> int:
     from telcoflow_trio.sandbox import ConnectBehaviour, EndedBy, open_sandbox
 
-    rate = 16000
+    rate: tf.SampleRate = 16000
     async with (
         open_sandbox(time_scale=time_scale) as sandbox,
         tf.SessionManager(sandbox.config(sample_rate=rate)) as sm,

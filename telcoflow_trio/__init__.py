@@ -28,9 +28,11 @@ from ._capacity import ClaimStats
 from ._config import (
     DEFAULT_BUFFER_SIZE,
     PRODUCTION_BASE_URL,
+    AudioModeName,
     CallAudioConfig,
     CallFlowBuilder,
     CallFlowConfig,
+    SampleRate,
     SessionManagerConfig,
 )
 from ._control_connection import ConnectionState
@@ -90,6 +92,7 @@ __all__ = [
     "PRODUCTION_BASE_URL",
     "AudioCounters",
     "AudioMode",
+    "AudioModeName",
     "AudioStream",
     "BufferClosedError",
     "BufferFullError",
@@ -115,6 +118,7 @@ __all__ = [
     "InboundCallMode",
     "IncomingMessage",
     "MessageErrorCode",
+    "SampleRate",
     "SendMessageResult",
     "SendWAMessage",
     "Session",

@@ -11,6 +11,7 @@ PUBLIC: dict[str, set[str]] = {
     "telcoflow_trio": {
         "AudioCounters",
         "AudioMode",
+        "AudioModeName",
         "AudioStream",
         "BufferClosedError",
         "BufferFullError",
@@ -40,6 +41,7 @@ PUBLIC: dict[str, set[str]] = {
         "IncomingMessage",
         "MessageErrorCode",
         "PRODUCTION_BASE_URL",
+        "SampleRate",
         "SendMessageResult",
         "SendWAMessage",
         "Session",

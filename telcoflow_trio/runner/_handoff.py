@@ -234,8 +234,8 @@ class HandoffFront:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.redis = redis
-        self.stream = _check_name("stream", stream)
-        self.maxlen = _check_maxlen(maxlen)
+        self.stream: str = _check_name("stream", stream)
+        self.maxlen: int = _check_maxlen(maxlen)
         self.ssl_context = ssl_context
 
     def __repr__(self) -> str:

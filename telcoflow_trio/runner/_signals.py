@@ -52,7 +52,7 @@ class ShutdownSignals:
 
     def __init__(self, drain_timeout: float, on_startup_signal: Callable[[], None]) -> None:
         self.drain_timeout = drain_timeout
-        self.received = 0
+        self.received: int = 0
         """How many shutdown signals arrived."""
         self._on_startup_signal = on_startup_signal
         self._server: Drainable | None = None

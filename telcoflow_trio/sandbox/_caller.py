@@ -145,44 +145,44 @@ class SimulatedCall:
         self._clock = clock
         self._on_end = on_end
         self.session = session
-        self.call_id = ticket.call_id
-        self.caller = ticket.caller
-        self.callee = ticket.callee
-        self.direction = ticket.direction
-        self.connect_behaviour = ConnectBehaviour() if connect is None else connect
+        self.call_id: str = ticket.call_id
+        self.caller: str = ticket.caller
+        self.callee: str = ticket.callee
+        self.direction: str = ticket.direction
+        self.connect_behaviour: ConnectBehaviour = connect or ConnectBehaviour()
         self.frame_seconds = frame_seconds
         self._token = ticket.token
-        self.state = CallerState.OFFERED
+        self.state: CallerState = CallerState.OFFERED
         self.sample_rate: int | None = None
-        self.isolated = False
+        self.isolated: bool = False
         self.answered = False
         self.bridged = False
         self.agent_mode: str | None = None
         self.ended_by: EndedBy | None = None
         self.heard_frames: list[HeardFrame] = []
         self._heard = bytearray()
-        self.spoken = bytearray()
+        self.spoken: bytearray = bytearray()
         self.spoken_marks: list[tuple[float, int]] = []
         """``(simulated time, byte offset)`` of each frame the caller sent on channel 0."""
         self.interrupts: list[Interrupt] = []
         self.commands: list[CommandRecord] = []
         self.pull_requests: list[PullRecord] = []
-        self.pull_ledger = PullLedger()
+        self.pull_ledger: PullLedger = PullLedger()
         """The books of what the sandbox pulled and what the agent sent on channel 0."""
         self.voice_connections = 0
         self.voice_link: Link | None = None
-        self.pulls_stalled_until = 0.0
+        self.pulls_stalled_until: float = 0.0
         """Simulated time before which the sandbox sends no ``buffer_request`` (see
         :meth:`stall_pulls`)."""
-        self.line_silence = False
+        self.line_silence: bool = False
         self._pending_sources: list[AudioSource] = []
         self._speech = bytearray()
         self._speech_changed = trio.Event()
         self._heard_changed = trio.Event()
-        self.delivered = trio.Event()
-        self.voice_connected = trio.Event()
-        self.live = trio.Event()
-        self.terminated = trio.Event()
+        self.delivered: trio.Event = trio.Event()
+        self.voice_connected: trio.Event = trio.Event()
+        self.live: trio.Event = trio.Event()
+        self.terminated: trio.Event = trio.Event()
         self.say(audio)
 
     def __repr__(self) -> str:

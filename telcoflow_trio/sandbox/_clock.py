@@ -20,7 +20,7 @@ class SandboxClock:
             raise TypeError(f"time_scale must be a number, got {type(time_scale).__name__}")
         if not math.isfinite(time_scale) or time_scale <= 0:
             raise ValueError(f"time_scale must be a positive finite number, got {time_scale}")
-        self.time_scale = float(time_scale)
+        self.time_scale: float = float(time_scale)
         self._origin = trio.current_time()
 
     def now(self) -> float:

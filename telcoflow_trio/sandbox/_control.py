@@ -42,10 +42,10 @@ class ControlConnection:
         self.link = link
         self.faults = faults
         self._feed = feed
-        self.peer = PeerId(link.name)
-        self.sm_ws_id = "smws-" + secrets.token_hex(8)
+        self.peer: PeerId = PeerId(link.name)
+        self.sm_ws_id: str = "smws-" + secrets.token_hex(8)
         self.setup: control.Setup | None = None
-        self.setup_done = False
+        self.setup_done: bool = False
         self._nursery: trio.Nursery | None = None
 
     @property

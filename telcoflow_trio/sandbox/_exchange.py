@@ -61,7 +61,7 @@ class Exchange:
         self.frame_seconds = frame_seconds
         self.calls: dict[str, SimulatedCall] = {}
         self.wa_outbox: list[WaOutbound] = []
-        self.changed = trio.Event()
+        self.changed: trio.Event = trio.Event()
         self._connections: dict[PeerId, ControlConnection] = {}
         self._records: dict[str, SessionRecord] = {}
 

@@ -45,9 +45,9 @@ class Link:
         self._clock = clock
         self._send, self._queue = trio.open_memory_channel[object](OUTGOING_QUEUE)
         self._writer_scope = trio.CancelScope()
-        self.closed = trio.Event()
+        self.closed: trio.Event = trio.Event()
         # Set by the owner once the whole connection has been served.
-        self.finished = trio.Event()
+        self.finished: trio.Event = trio.Event()
 
     @property
     def is_open(self) -> bool:

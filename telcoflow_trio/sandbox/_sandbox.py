@@ -15,8 +15,8 @@ from typing import Any
 import trio
 from trio_websocket import WebSocketRequest
 
-from .._config import CallAudioConfig, SessionManagerConfig
-from .._enums import ChannelType, CloseReason
+from .._config import AudioModeName, CallAudioConfig, SampleRate, SessionManagerConfig
+from .._enums import AudioMode, ChannelType, CloseReason
 from ..protocol.control import CONTROL_PATH
 from ._audio import AudioSource, as_source
 from ._caller import ConnectBehaviour, SimulatedCall
@@ -61,23 +61,23 @@ class Sandbox:
         max_open_sessions: int | None = None,
         frame_log_limit: int = 100_000,
     ) -> None:
-        self.credentials = Credentials(
+        self.credentials: Credentials = Credentials(
             api_key if api_key is not None else "sk-sandbox-" + secrets.token_urlsafe(18),
             connector_uuid if connector_uuid is not None else str(uuid.uuid4()),
         )
         self.ssl_context = ssl_context
-        self.clock = SandboxClock(time_scale)
-        self.faults = Faults()
-        self.frames = FrameLog(frame_log_limit)
-        self.voice_settings = VoiceSettings(pull_interval, prefer_audio_frame_bytes)
-        self.switchboard = Switchboard(
+        self.clock: SandboxClock = SandboxClock(time_scale)
+        self.faults: Faults = Faults()
+        self.frames: FrameLog = FrameLog(frame_log_limit)
+        self.voice_settings: VoiceSettings = VoiceSettings(pull_interval, prefer_audio_frame_bytes)
+        self.switchboard: Switchboard = Switchboard(
             SwitchboardSettings(
                 channels=frozenset(ChannelType(c) for c in channels),
                 max_open_sessions=max_open_sessions,
             )
         )
         """The sans-IO switchboard: every session rule is decided there."""
-        self.exchange = Exchange(
+        self.exchange: Exchange = Exchange(
             self.switchboard,
             self.clock,
             connect=ConnectBehaviour() if connect is None else connect,
@@ -136,8 +136,8 @@ class Sandbox:
     def config(
         self,
         *,
-        sample_rate: int = 16000,
-        audio_mode: str = "mixed",
+        sample_rate: SampleRate = 16000,
+        audio_mode: AudioMode | AudioModeName = "mixed",
         **kwargs: Any,
     ) -> SessionManagerConfig:
         """A :class:`SessionManagerConfig` for this sandbox, API-key authenticated.

@@ -34,7 +34,7 @@ class SessionRecord:
 
     def __init__(self, entry: SessionEntry) -> None:
         self._entry = entry
-        self.closed = trio.Event()
+        self.closed: trio.Event = trio.Event()
         if not entry.is_open:
             self.closed.set()
 

@@ -137,7 +137,7 @@ class Switchboard:
         *,
         epoch: Callable[[], int] = _epoch,
     ) -> None:
-        self.settings = SwitchboardSettings() if settings is None else settings
+        self.settings: SwitchboardSettings = SwitchboardSettings() if settings is None else settings
         self._epoch = epoch
         self.sessions: dict[str, SessionEntry] = {}
         self.calls: dict[str, CallEntry] = {}

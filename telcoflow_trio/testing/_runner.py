@@ -96,8 +96,8 @@ class ScriptFailure(AssertionError):
 
     def __init__(self, played: PlayedCall) -> None:
         self.played = played
-        self.script = played.script
-        self.violations = list(played.violations)
+        self.script: CallScript | None = played.script
+        self.violations: list[Violation] = list(played.violations)
         lines = [f"{len(self.violations)} invariant(s) broken by {self.script!r}"]
         lines += [f"- {v}" for v in self.violations]
         lines.append(played.summary())

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
+from .._config import SampleRate
 from ..sandbox import (
     AudioSource,
     ConnectBehaviour,
@@ -248,7 +249,7 @@ class CallScript:
     """
 
     steps: tuple[Step, ...] = attrs.field(converter=_steps)
-    sample_rate: int = attrs.field(default=16000, validator=_sample_rate, kw_only=True)
+    sample_rate: SampleRate = attrs.field(default=16000, validator=_sample_rate, kw_only=True)
     caller: str = attrs.field(default="+15557654321", kw_only=True)
 
     def __repr__(self) -> str:

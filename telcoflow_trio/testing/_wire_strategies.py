@@ -49,12 +49,12 @@ __all__ = [
 
 # ── frames ──────────────────────────────────────────────────────────────────────────────
 
-ids = st.text(min_size=1, max_size=40)
-texts = st.text(max_size=40)
-ints = st.integers(min_value=-(2**63), max_value=2**63)
-nullable_ints = st.none() | ints
+ids: st.SearchStrategy[str] = st.text(min_size=1, max_size=40)
+texts: st.SearchStrategy[str] = st.text(max_size=40)
+ints: st.SearchStrategy[int] = st.integers(min_value=-(2**63), max_value=2**63)
+nullable_ints: st.SearchStrategy[int | None] = st.none() | ints
 
-json_scalars = (
+json_scalars: st.SearchStrategy[bool | int | float | str | None] = (
     st.none() | st.booleans() | ints | st.floats(allow_nan=False, allow_infinity=False) | texts
 )
 json_values: st.SearchStrategy[Any] = st.recursive(
@@ -62,8 +62,10 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
-json_objects = st.dictionaries(texts, json_values, max_size=5)
-activities = st.sampled_from(list(SessionActivityType)) | texts
+json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(texts, json_values, max_size=5)
+activities: st.SearchStrategy[SessionActivityType | str] = (
+    st.sampled_from(list(SessionActivityType)) | texts
+)
 
 client_control_frames: st.SearchStrategy[control.ClientControlFrame] = st.one_of(
     st.builds(control.Setup, st.sampled_from(control.SAMPLE_RATES), st.sampled_from(AudioMode)),
@@ -110,7 +112,7 @@ server_voice_frames: st.SearchStrategy[voice.ServerVoiceFrame] = st.one_of(
     ),
 )
 
-client_voice_frames = st.builds(
+client_voice_frames: st.SearchStrategy[voice.Command] = st.builds(
     voice.Command,
     ids,
     st.integers(min_value=0, max_value=2**40),
@@ -118,11 +120,11 @@ client_voice_frames = st.builds(
     ids,
 )
 
-audio_frames = st.builds(
+audio_frames: st.SearchStrategy[voice.AudioFrame] = st.builds(
     voice.AudioFrame, st.integers(min_value=0, max_value=255), st.binary(min_size=1, max_size=64)
 )
 
-session_infos = st.builds(
+session_infos: st.SearchStrategy[rest.SessionInfo] = st.builds(
     rest.SessionInfo,
     ids,
     st.sampled_from(ChannelType) | ids.filter(lambda c: c not in ("TELCO", "WA")),
@@ -134,12 +136,14 @@ session_infos = st.builds(
     nullable_ints,
 )
 
-handoff_documents = st.builds(handoff.HandoffDocument, ids, ids, ids, texts, texts)
+handoff_documents: st.SearchStrategy[handoff.HandoffDocument] = st.builds(
+    handoff.HandoffDocument, ids, ids, ids, texts, texts
+)
 
 # Frames as they travel: text for JSON frames, bytes for binary audio frames.
-server_control_texts = server_control_frames.map(control.encode_frame)
-client_control_texts = client_control_frames.map(control.encode_frame)
-client_voice_texts = client_voice_frames.map(voice.encode_frame)
+server_control_texts: st.SearchStrategy[str] = server_control_frames.map(control.encode_frame)
+client_control_texts: st.SearchStrategy[str] = client_control_frames.map(control.encode_frame)
+client_voice_texts: st.SearchStrategy[str] = client_voice_frames.map(voice.encode_frame)
 server_voice_messages: st.SearchStrategy[str | bytes] = server_voice_frames.map(
     voice.encode_frame
 ) | audio_frames.map(voice.encode_audio)
@@ -164,8 +168,8 @@ KNOWN_TYPES: Final = (
     "command_response",
     "command",
 )
-frame_types = st.sampled_from(list(KNOWN_TYPES))
-field_names = (
+frame_types: st.SearchStrategy[str] = st.sampled_from(list(KNOWN_TYPES))
+field_names: st.SearchStrategy[str] = (
     st.sampled_from(
         [
             "data",
@@ -221,7 +225,7 @@ hostile_values: st.SearchStrategy[Any] = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(field_names, inner, max_size=5),
     max_leaves=10,
 )
-typed_objects = st.builds(
+typed_objects: st.SearchStrategy[dict[str, Any]] = st.builds(
     lambda t, rest_: {**rest_, "type": t},
     frame_types | texts,
     st.dictionaries(field_names, hostile_values, max_size=8),

@@ -52,7 +52,7 @@ class ScenarioFailure(AssertionError):
     """Invariants broken in a multi-call scenario; ``violations`` lists them by call."""
 
     def __init__(self, violations: Sequence[tuple[str, Violation]], details: str) -> None:
-        self.violations = list(violations)
+        self.violations: list[tuple[str, Violation]] = list(violations)
         lines = [f"{len(self.violations)} invariant(s) broken"]
         lines += [f"- call {who}: {v}" for who, v in self.violations]
         super().__init__("\n".join([*lines, details]))
@@ -146,15 +146,15 @@ class CallScenarios(RuleBasedStateMachine):
     cut_control: ClassVar[bool] = True
     """Whether the ``drop_control`` rule may cut agents' control connections."""
 
-    calls = Bundle("calls")
+    calls: Bundle[SimulatedCall] = Bundle("calls")
 
     def __init__(self) -> None:
         super().__init__()
         if (type(self).handler is None) == (type(self).program is None):
             raise TypeError(f"{type(self).__name__}: set exactly one of handler and program")
         self._worker = _TrioThread(self.sandbox_options)
-        self.sandbox = self._worker.sandbox
-        self.recorder = Recorder(self.sandbox.clock.now)
+        self.sandbox: Sandbox = self._worker.sandbox
+        self.recorder: Recorder = Recorder(self.sandbox.clock.now)
         self.placed: list[SimulatedCall] = []
         self.ended_at: dict[str, float] = {}
         self.steps: dict[str, list[tuple[float, str]]] = {}

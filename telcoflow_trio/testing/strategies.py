@@ -115,7 +115,7 @@ __all__ = [
 
 # ── audio ───────────────────────────────────────────────────────────────────────────────
 
-sample_rates = st.sampled_from(control.SAMPLE_RATES)
+sample_rates: st.SearchStrategy[control.SampleRate] = st.sampled_from(control.SAMPLE_RATES)
 
 
 def _durations(min_seconds: float, max_seconds: float) -> st.SearchStrategy[float]:
@@ -159,7 +159,7 @@ def audio_sources(
 
 def pcm(
     *,
-    sample_rate: int | st.SearchStrategy[int] = 16000,
+    sample_rate: control.SampleRate | st.SearchStrategy[control.SampleRate] = 16000,
     min_seconds: float = 0.0,
     max_seconds: float = 1.0,
     kinds: Collection[str] = ("silence", "tone", "noise", "signal"),
@@ -271,7 +271,7 @@ def call_scripts(
     max_steps: int = 8,
     max_seconds: float = 6.0,
     endings: Collection[str] = ENDINGS,
-    sample_rate: int | st.SearchStrategy[int] = 16000,
+    sample_rate: control.SampleRate | st.SearchStrategy[control.SampleRate] = 16000,
 ) -> CallScript:
     """Whole call scripts: up to ``max_steps`` steps of the given ``kinds``, lasting at
     most ``max_seconds`` of simulated time, ended by the caller hanging up (``hang_up``,

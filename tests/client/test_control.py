@@ -164,9 +164,11 @@ async def test_refused_reconnects_back_off_then_succeed(
             await sm.wait_connected()
             assert sandbox.faults.refuse_control == 0
             assert sm.reconnects == 1
-            # One delay per failure, growing by 1.5 each time; reset after the success.
+            # One delay per failure, growing by 1.5 each time; not reset at setup.done, only
+            # once the connection has stayed up for stable_after seconds.
             assert backoff.delays == pytest.approx([0.005, 0.0075, 0.01125, 0.016875])
-            assert backoff.attempt == 0
+            assert backoff.attempt == 4
+            assert backoff.up_since is not None
     assert caplog.text.count("control connection attempt failed") == 3
     assert sandbox.api_key not in caplog.text
 
