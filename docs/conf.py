@@ -13,6 +13,7 @@ docs.python.org, trio.readthedocs.io and hypothesis.readthedocs.io.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,7 +85,8 @@ def _public_name(target: str) -> str | None:
 def _resolve(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
 ) -> nodes.reference | None:
-    """missing-reference: two retries for our own names, each landing on a documented target.
+    """missing-reference: retries for names as our modules spell them, each of which must
+    land on a documented object (ours, or another project's through its inventory).
 
     1. A path to one of our objects that is not where the reference documents it is
        retried under the documented name: a private module's (annotations name a class
@@ -93,38 +95,89 @@ def _resolve(
        ``telcoflow_trio.protocol.timing.SETUP_TIMEOUT``); see ``_ext/public_names.py``.
     2. A bare name in a docstring (``:class:`BufferFullError``` in ``telcoflow_trio.audio``)
        is retried as Sphinx's ``.BufferFullError`` search: it resolves only when exactly one
-       documented object has that name, and warns (fails the build) when several do.
+       documented object has that name; when several do, the warning stands.
+    3. A name as the documented module's own namespace has it (annotations kept as
+       written: ``st.SearchStrategy`` where ``from hypothesis import strategies as st``,
+       ``Bundle`` imported from ``hypothesis.stateful``) is retried under the full name of
+       what that namespace binds it to.
     """
     if node.get("refdomain") != "py":
         return None
-    domain: Any = env.get_domain("py")
     target = node.get("reftarget", "")
     if _is_typevar(target):
         # A TypeVar in a signature (``-> T``) has no page of its own: link the concept.
-        node["reftarget"] = "typing.TypeVar"
-        return intersphinx_missing_reference(app, env, node, contnode)
+        return _retry(app, env, node, contnode, "typing.TypeVar")
     if target.startswith("telcoflow_trio."):
         public = _public_name(target)
-        if public is None:
-            return None
-        node["reftarget"] = public
-        return domain.resolve_xref(
-            env, node["refdoc"], app.builder, node["reftype"], public, node, contnode
-        )
+        return None if public is None else _retry(app, env, node, contnode, public)
     if node.get("refspecific"):
         return None  # already a .name search
-    if "." in target and not _documented_prefix(env, target.split(".", 1)[0]):
-        return None  # another project's name (hypothesis.*, re.*): not ours to guess
+    found = None
+    if "." not in target or _documented_prefix(env, target.split(".", 1)[0]):
+        found = _search_ours(app, env, node, contnode)
+    if found is None:
+        spelled = _namespace_target(node.get("py:module"), target)
+        if spelled is not None and spelled.startswith("telcoflow_trio."):
+            spelled = _public_name(spelled)
+        if spelled is not None and spelled != target:
+            found = _retry(app, env, node, contnode, spelled)
+    return found
+
+
+def _retarget(node: pending_xref, target: str) -> pending_xref:
+    copy = node.deepcopy()
+    copy["reftarget"] = target
+    return copy
+
+
+def _retry(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement, target: str
+) -> nodes.reference | None:
+    """Resolve ``node`` as if it named ``target``: among ours, else through intersphinx."""
+    domain: Any = env.get_domain("py")
+    retargeted = _retarget(node, target)
+    found = domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], target, retargeted, contnode
+    )
+    if found is None:
+        found = intersphinx_missing_reference(app, env, retargeted, contnode)
+    return found
+
+
+def _search_ours(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    domain: Any = env.get_domain("py")
+    target = node["reftarget"]
     matches = domain.find_obj(
         env, node.get("py:module"), node.get("py:class"), target, node["reftype"], 1
     )
     # autodoc also records each object under its defining path (an alias of the same entry)
     if len([entry for _, entry in matches if not entry.aliased]) != 1:
-        return None  # none: the warning stands; several: ambiguous, the warning stands
-    node["refspecific"] = True
+        return None
+    specific = _retarget(node, target)
+    specific["refspecific"] = True
     return domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], target, node, contnode
+        env, node["refdoc"], app.builder, node["reftype"], target, specific, contnode
     )
+
+
+def _namespace_target(module_name: str | None, target: str) -> str | None:
+    """The full name of what ``target``'s first part is bound to in ``module_name``."""
+    if not module_name or not module_name.startswith("telcoflow_trio"):
+        return None
+    head, dot, rest = target.partition(".")
+    try:
+        bound = getattr(importlib.import_module(module_name), head)
+    except (ImportError, AttributeError):
+        return None
+    if inspect.ismodule(bound):
+        full = bound.__name__
+    elif isinstance(bound, type) or inspect.isroutine(bound):
+        full = f"{bound.__module__}.{bound.__qualname__}"
+    else:
+        return None
+    return full + dot + rest
 
 
 def _is_typevar(target: str) -> bool:

@@ -50,6 +50,11 @@ HYPOTHESIS_OBJECTS = [
         "reference/strategies.html#hypothesis.strategies.SearchStrategy",
     ),
     (
+        "hypothesis.stateful.Bundle",
+        "py:class",
+        "reference/api.html#hypothesis.stateful.Bundle",
+    ),
+    (
         "hypothesis.stateful.RuleBasedStateMachine",
         "py:class",
         "reference/api.html#hypothesis.stateful.RuleBasedStateMachine",
