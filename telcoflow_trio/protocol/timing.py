@@ -64,7 +64,11 @@ class Backoff:
     factor: float = BACKOFF_FACTOR
     maximum: float = BACKOFF_MAX_DELAY
     jitter: float = BACKOFF_JITTER
-    rng: random.Random = attrs.field(factory=random.Random, repr=False)
+    # Seeded from the global generator, so that seeding ``random`` (as run_script and
+    # hypothesis do) also fixes the jitter.
+    rng: random.Random = attrs.field(
+        factory=lambda: random.Random(random.getrandbits(64)), repr=False
+    )
     attempt: int = 0
     stable_after: float = BACKOFF_STABLE_AFTER
     up_since: float | None = attrs.field(default=None, init=False)
