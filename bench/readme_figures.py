@@ -1,15 +1,21 @@
-"""Copy the benchmark's headline tables from ``bench/results/calls.md`` into README.md.
+"""Copy the benchmark's tables from ``bench/results/calls.md`` into README.md and the docs.
 
-The README shows figures only from the committed results: between its markers
-``<!-- bench-figures:begin -->`` and ``<!-- bench-figures:end -->`` stand the run's first
-paragraph and the tables named in :data:`TABLES`, exactly as ``bench_calls.py`` wrote them.
-``python bench/readme_figures.py`` rewrites that block; ``--check`` only says whether it is
-up to date (a test runs that).
+Figures are shown only from the committed results, exactly as ``bench_calls.py`` wrote them:
+
+- README.md, between ``<!-- bench-figures:begin -->`` and ``<!-- bench-figures:end -->``:
+  the run's first paragraph and the headline tables named in :data:`README_TABLES`;
+- docs/guide/benchmarks.rst, between the comments ``.. bench-figures:begin`` and
+  ``.. bench-figures:end``: the same paragraph and every table named in :data:`TABLES`,
+  converted to reStructuredText (list tables; inline code as literals).
+
+``python bench/readme_figures.py`` rewrites both blocks; ``--check`` only says whether they
+are up to date (a test runs that).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Final
@@ -17,8 +23,11 @@ from typing import Final
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results" / "calls.md"
 README: Final = ROOT / "README.md"
+DOCS_PAGE: Final = ROOT / "docs" / "guide" / "benchmarks.rst"
 BEGIN: Final = "<!-- bench-figures:begin -->"
 END: Final = "<!-- bench-figures:end -->"
+RST_BEGIN: Final = ".. bench-figures:begin"
+RST_END: Final = ".. bench-figures:end"
 TABLES: Final = (
     "**Agent CPU, ms per call-second**",
     "**RSS per call above idle, KiB**",
@@ -27,6 +36,7 @@ TABLES: Final = (
     "**Interruption**",
     "**Targets**",
 )
+README_TABLES: Final = ("**Targets**",)
 
 
 def sections(markdown: str) -> dict[str, str]:
@@ -45,35 +55,85 @@ def sections(markdown: str) -> dict[str, str]:
     return found
 
 
-def figures(results: str) -> str:
-    """The README's block: the run's description, then the chosen tables in order."""
+def figures(results: str, tables: tuple[str, ...] = TABLES) -> str:
+    """A Markdown block: the run's description, then the chosen tables in order."""
     first = results.strip().split("\n\n", 1)[0]
     available = sections(results)
-    missing = [title for title in TABLES if title not in available]
+    missing = [title for title in tables if title not in available]
     if missing:
         raise SystemExit(f"{RESULTS.name} has no table {missing[0]}: rerun bench_calls.py")
-    parts = [first, *(available[title] for title in TABLES)]
+    parts = [first, *(available[title] for title in tables)]
     return "\n\n".join(parts)
 
 
-def spliced(readme: str, block: str) -> str:
-    start = readme.index(BEGIN) + len(BEGIN)
-    end = readme.index(END)
-    return readme[:start] + "\n\n" + block + "\n\n" + readme[end:]
+def _rst_inline(text: str) -> str:
+    """Markdown inline code as reST literals (never the default role, which would be a
+    cross-reference); an escaped space where a literal touches a letter or digit."""
+    parts = re.split(r"(`[^`]+`)", text)
+    out = []
+    for i, part in enumerate(parts):
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            literal = f"``{part[1:-1]}``"
+            if i > 0 and parts[i - 1][-1:].isalnum():
+                literal = "\\ " + literal
+            if i + 1 < len(parts) and parts[i + 1][:1].isalnum():
+                literal += "\\ "
+            out.append(literal)
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+def _rst_cell(text: str) -> str:
+    text = _rst_inline(text.strip())
+    # A lone "-" (no value) would start a bullet list inside the cell.
+    return "\\-" if text == "-" else text
+
+
+def _rst_table(lines: list[str]) -> str:
+    rows = [line.strip().strip("|").split("|") for line in lines]
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [rows[0], *rows[2:]]:  # rows[1] is the alignment line
+        for j, cell in enumerate(row):
+            out.append(f"   {'* -' if j == 0 else '  -'} {_rst_cell(cell)}".rstrip())
+    return "\n".join(out)
+
+
+def to_rst(markdown: str) -> str:
+    """The block in reST: paragraphs keep their bold and become literal-safe; each pipe
+    table becomes a list table."""
+    blocks = []
+    for block in markdown.strip().split("\n\n"):
+        lines = block.splitlines()
+        if lines[0].startswith("|"):
+            blocks.append(_rst_table(lines))
+        else:
+            blocks.append("\n".join(_rst_inline(line) for line in lines))
+    return "\n\n".join(blocks)
+
+
+def spliced(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    start = text.index(begin) + len(begin)
+    stop = text.index(end)
+    return text[:start] + "\n\n" + block + "\n\n" + text[stop:]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="only say whether it is current")
+    parser.add_argument("--check", action="store_true", help="only say whether they are current")
     args = parser.parse_args(argv)
-    readme = README.read_text()
-    updated = spliced(readme, figures(RESULTS.read_text()))
+    results = RESULTS.read_text()
+    targets = [
+        (README, spliced(README.read_text(), figures(results, README_TABLES))),
+        (DOCS_PAGE, spliced(DOCS_PAGE.read_text(), to_rst(figures(results)), RST_BEGIN, RST_END)),
+    ]
+    stale = [path for path, updated in targets if updated != path.read_text()]
     if args.check:
-        if updated != readme:
-            print("README.md's benchmark figures differ from bench/results/calls.md")
-            return 1
-        return 0
-    README.write_text(updated)
+        for path in stale:
+            print(f"{path.name}'s benchmark figures differ from bench/results/calls.md")
+        return 1 if stale else 0
+    for path, updated in targets:
+        path.write_text(updated)
     return 0
 
 

@@ -183,14 +183,13 @@ def test_no_file_is_longer_than_a_reader_holds_without_a_reason() -> None:
     assert stale == set(), "no longer long: drop the stated reason"
 
 
-def test_every_logger_the_readme_names_is_a_module_that_logs_under_its_name() -> None:
-    readme = (PACKAGE.parent / "README.md").read_text()
-    section = readme[readme.index("## Logging") :]
-    section = section[: section.index("\n## ", 1)]
-    named = set(re.findall(r"`(telcoflow_trio(?:\.\w+)+)`", section))
+def test_every_logger_the_docs_name_is_a_module_that_logs_under_its_name() -> None:
+    page = (PACKAGE.parent / "docs" / "guide" / "logging.rst").read_text()
+    section = page[page.index(".. list-table::") :]  # the logger table, to the page's end
+    named = set(re.findall(r"``(telcoflow_trio(?:\.\w+)+)``", section))
     assert len(named) >= 10  # the table is there and was read
     for name in sorted(named):
-        assert name in MODULES, f"README names a logger {name} that is no module"
+        assert name in MODULES, f"docs/guide/logging.rst names a logger {name} that is no module"
         source = MODULES[name].read_text()
         is_package = MODULES[name].name == "__init__.py"
         assert is_package or "logging.getLogger(__name__)" in source, f"{name} does not log"

@@ -1,4 +1,4 @@
-"""Property-test an agent with telcoflow_trio's kit (this file is the README's example)."""
+"""Property-test an agent with telcoflow_trio's kit (the example of docs/guide/testing.rst)."""
 
 from hypothesis import given, settings
 
