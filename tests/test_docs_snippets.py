@@ -23,7 +23,7 @@ import pytest
 import trio
 
 import telcoflow_trio as tf
-from telcoflow_trio.sandbox import Silence, Tone
+from telcoflow_trio.sandbox import Pcm, Silence, Tone
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
 from tests.runner.conftest import RedisServer, start_redis_server
 from tests.runner.test_run_cli import open_runner, sandbox_env
@@ -159,6 +159,16 @@ async def test_interruption_stops_audio_and_knows_what_was_heard(sandbox: Sandbo
                 await sim.wait_spoken()
             assert len(sim.heard) == heard
             assert bytes(sim.heard) == utterance[:heard]
+            # The listener closed its stream: a new reader gets all the caller says next.
+            later = Tone(500, 1.0, 0.5).render(16000)
+            sim.say(Pcm(later))
+            collected = bytearray()
+            with trio.fail_after(WAIT):
+                async with call.audio_stream() as audio:
+                    async for chunk in audio:
+                        collected += chunk
+                        if later in collected:
+                            break
             await sim.hang_up()
 
 
@@ -277,6 +287,28 @@ async def test_fan_out_gives_every_consumer_all_the_audio(sandbox: Sandbox) -> N
             await sim.hang_up()
     assert set(got) == {"recorder", "model"}
     assert got["recorder"] == got["model"] == bytes(sim.spoken)
+
+
+async def test_two_audio_streams_split_the_audio_as_the_page_says(sandbox: Sandbox) -> None:
+    async with tf.SessionManager(sandbox.config()) as sm:
+        sim = await sandbox.place_call(audio=TestSignal(seconds=1))
+        sim.say(Silence(0.5))
+        got: list[bytearray] = [bytearray(), bytearray()]
+
+        async def read(stream: tf.AudioStream, into: bytearray) -> None:
+            async with stream:
+                async for chunk in stream:
+                    into += chunk
+
+        async with claimed_call(sm) as call, trio.open_nursery() as nursery:
+            assert await call.answer()
+            for into in got:
+                nursery.start_soon(read, call.audio_stream(), into)
+            with trio.fail_after(WAIT):
+                await sim.wait_spoken()
+            await sim.hang_up()
+    assert all(got), "one reader got nothing"
+    assert len(got[0]) + len(got[1]) == len(sim.spoken)  # each chunk went to one reader
 
 
 async def test_live_calls_lists_the_managers_and_the_servers_calls(sandbox: Sandbox) -> None:

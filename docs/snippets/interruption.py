@@ -25,11 +25,13 @@ async def say_until_interrupted(call: tf.Call, utterance: bytes) -> int | None:
 
     async def listen(talking: trio.CancelScope) -> None:
         nonlocal interrupted
-        async for chunk in call.audio_stream():
-            if loud(chunk):
-                interrupted = True
-                talking.cancel()  # barge-in: stop talking at once
-                return
+        # A stream we are done with is closed (every open one is a reader of the call).
+        async with call.audio_stream() as audio:
+            async for chunk in audio:
+                if loud(chunk):
+                    interrupted = True
+                    talking.cancel()  # barge-in: stop talking at once
+                    return
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(listen, nursery.cancel_scope)
