@@ -74,3 +74,13 @@ async def test_the_quick_start_echoes_a_call_on_the_sandbox() -> None:
                 process.terminate()
     assert sim.spoken and sim.heard == sim.spoken
     assert [c.command for c in sim.commands][:1] == ["call.answer"]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Two commands", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2, commands
+    assert commands[0] == "python -m pip install -e . && python -m telcoflow_trio demo"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert commands[1] in ci, "CI must run the README's test command verbatim (.ci/run)"
