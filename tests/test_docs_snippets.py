@@ -111,9 +111,9 @@ def test_every_snippet_is_on_a_page_and_tested_here() -> None:
 async def test_echo_agent_script_echoes_byte_for_byte(
     sandbox: Sandbox, telcoflow_env: dict[str, str]
 ) -> None:
-    # As the tutorial says: the export line in the environment, then `python echo_agent.py`.
+    # As the tutorial says: the export line in the environment, then `python my_agent.py`.
     process = await trio.lowlevel.open_process(
-        [sys.executable, str(SNIPPETS / "echo_agent.py")],
+        [sys.executable, str(SNIPPETS / "my_agent.py")],
         env=telcoflow_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -129,7 +129,7 @@ async def test_echo_agent_script_echoes_byte_for_byte(
 
 async def test_echo_agent_imports_without_running() -> None:
     # The __main__ guard: a test can import the handler without starting the agent.
-    module = snippet("echo_agent")
+    module = snippet("my_agent")
     assert callable(module.handle_call)
     await trio.lowlevel.checkpoint()
 
@@ -142,7 +142,7 @@ def _tone(seconds: float, rate: int = 16000) -> bytes:
 
 
 async def test_interruption_stops_audio_and_knows_what_was_heard(sandbox: Sandbox) -> None:
-    say_until_interrupted = snippet("interruption").say_until_interrupted
+    say_until_interrupted = snippet("barge_in").say_until_interrupted
     utterance = _tone(5.0)
     async with tf.SessionManager(sandbox.config()) as sm:
         sim = await sandbox.place_call(audio=Silence(0.5))
@@ -173,7 +173,7 @@ async def test_interruption_stops_audio_and_knows_what_was_heard(sandbox: Sandbo
 
 
 async def test_interruption_returns_none_when_played_out(sandbox: Sandbox) -> None:
-    say_until_interrupted = snippet("interruption").say_until_interrupted
+    say_until_interrupted = snippet("barge_in").say_until_interrupted
     utterance = _tone(1.0)
     async with tf.SessionManager(sandbox.config()) as sm:
         sim = await sandbox.place_call(audio=Silence(5.0))
@@ -189,7 +189,7 @@ async def test_interruption_returns_none_when_played_out(sandbox: Sandbox) -> No
 async def test_interruption_handler_prints_how_much_was_heard(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    handle_call = snippet("interruption").handle_call
+    handle_call = snippet("barge_in").handle_call
     async with tf.SessionManager(sandbox.config()) as sm, trio.open_nursery() as nursery:
         nursery.start_soon(sm.serve_calls, handle_call)
         sim = await sandbox.place_call(audio=Silence(0.5))
@@ -209,7 +209,7 @@ async def test_interruption_handler_prints_how_much_was_heard(
 
 async def test_testing_snippets_pass_under_pytest_in_trio_mode(tmp_path: Path) -> None:
     # What a user does: the agent and its tests in a project with trio_mode = true.
-    for name in ("echo_agent", "test_echo_agent", "test_echo_properties"):
+    for name in ("my_agent", "test_my_agent", "test_my_agent_properties"):
         (tmp_path / f"{name}.py").write_bytes((SNIPPETS / f"{name}.py").read_bytes())
     (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELCOFLOW_", "PYTEST_"))}
@@ -232,7 +232,7 @@ async def test_testing_snippets_pass_under_pytest_in_trio_mode(tmp_path: Path) -
 async def test_run_serves_the_echo_agent_with_health_and_metrics(sandbox: Sandbox) -> None:
     env = sandbox_env(sandbox)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SNIPPETS), env.get("PYTHONPATH")]))
-    args = ("echo_agent:handle_call", "--max-calls", "2", "--http-port", "0")
+    args = ("my_agent:handle_call", "--max-calls", "2", "--http-port", "0")
     with trio.fail_after(WAIT):
         async with open_runner(env, *args) as runner:
             line = await runner.wait_line(lambda line: "/healthz and /metrics on http://" in line)
@@ -348,7 +348,7 @@ async def test_live_calls_main_serves_from_the_environment(
 
 
 async def test_anyio_app_echoes_under_trio(sandbox: Sandbox, telcoflow_env: dict[str, str]) -> None:
-    main = snippet("anyio_app").main  # anyio.run(main, backend="trio") is trio.run(main)
+    main = snippet("anyio_agent").main  # anyio.run(main, backend="trio") is trio.run(main)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(main)
         await echo_check(sandbox)
@@ -406,6 +406,6 @@ async def test_redis_handoff_front_and_worker_echo(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis.url)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(snippet("redis_handoff").main)
+        nursery.start_soon(snippet("handoff_redis").main)
         await echo_check(sandbox)
         nursery.cancel_scope.cancel()

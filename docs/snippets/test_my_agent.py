@@ -2,7 +2,7 @@
 
 import pytest
 import trio
-from echo_agent import handle_call
+from my_agent import handle_call
 
 import telcoflow_trio as tf
 from telcoflow_trio.testing import Sandbox, TestSignal

@@ -1,7 +1,7 @@
 """Property tests of the echo agent: generated calls, on a mock clock."""
 
-from echo_agent import handle_call
 from hypothesis import given, settings
+from my_agent import handle_call
 
 from telcoflow_trio.testing import CallScript, HangUp, PlayedCall, Speak, run_script
 from telcoflow_trio.testing.strategies import call_scripts
@@ -15,7 +15,7 @@ def echoes_everything_heard(played: PlayedCall) -> None:
 
 @settings(max_examples=10, deadline=None)
 @given(call_scripts(max_steps=4, max_seconds=3.0, endings={"hang_up", "implicit"}))
-def test_echo_agent(script: CallScript) -> None:
+def test_my_agent(script: CallScript) -> None:
     run_script(script, handle_call, invariants=[echoes_everything_heard])
 
 
