@@ -129,10 +129,9 @@ async def test_guide_configuration_builds_a_working_config(
     assert "api_key='***'" in repr(config)
     with pytest.raises(ValueError, match="base_url"):
         module.make_config(sandbox.api_key, sandbox.connector_uuid, "http:/nowhere")
+    echo = guide_snippet("guide_testing_sandbox", monkeypatch).handle_call  # my_agent's
     async with tf.SessionManager(config) as sm, trio.open_nursery() as nursery:
-        nursery.start_soon(
-            sm.serve_calls, guide_snippet("guide_testing_sandbox", monkeypatch).handle_call
-        )
+        nursery.start_soon(sm.serve_calls, echo)
         sim = await sandbox.place_call(audio=TestSignal(seconds=1))
         with trio.fail_after(WAIT):
             await sim.wait_spoken()
