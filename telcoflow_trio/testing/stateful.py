@@ -14,7 +14,8 @@ several agent processes (``managers``) racing to claim them::
 Every rule runs in one trio run (a worker thread, on a :class:`trio.testing.MockClock`)
 and lets ``step_seconds`` of simulated time pass. When the scenario ends every live call
 is hung up, the agents are stopped, and the invariants of
-:data:`telcoflow_trio.testing.DEFAULT_INVARIANTS` are checked for every call, plus ``call_invariants``.
+:data:`telcoflow_trio.testing.DEFAULT_INVARIANTS` are checked for every call, plus
+``call_invariants``.
 Add rules and invariants of your own in the subclass; ``self.sandbox`` is the sandbox,
 ``self.run(fn)`` runs ``async fn()`` inside the trio run.
 """
