@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import trio
 
 from ._errors import WSSAuthenticationError, WSSConnectionError
+from ._tcp import ready_first
 from ._transport import MessageSocket
 
 __all__ = [
@@ -105,7 +106,9 @@ async def close_forcefully(stream: trio.abc.Stream) -> None:
 
 async def connect_stream(
     host: str, port: int, tls: ssl.SSLContext | None, what: str, deadline: float
-) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+) -> trio.abc.HalfCloseableStream | trio.SSLStream[trio.SocketStream]:
+    """A connected stream to ``host:port`` by ``deadline``: TLS over TCP when ``tls`` is given,
+    else plain TCP that waits for readiness before reading (see :mod:`._tcp`)."""
     where = host_port(host, port)
     try:
         with trio.fail_at(deadline):
@@ -119,7 +122,7 @@ async def connect_stream(
             f"{what}: could not connect to {where}: {os_reason(exc)}"
         ) from None
     if tls is None:
-        return tcp
+        return ready_first(tcp)
     stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
     try:
         with trio.fail_at(deadline):
