@@ -5,8 +5,9 @@ that fails. A WebSocket client mostly waits for the next message, so nearly ever
 costs a ``recv`` that fails with ``EAGAIN`` before the epoll registration and the ``recv``
 that succeeds. :class:`ReadyFirstStream` waits for readiness first (``wait_readable``, which
 is also the checkpoint ``receive_some`` owes), then reads once without blocking: one system
-call fewer per incoming message. Measured at 50 echo calls it cut the agent's CPU per
-call-second by about 15 % against the trio-websocket floor.
+call fewer per incoming message. Measured at 50 echo calls (bench/bench_calls.py, 3 × 5
+paired repetitions) it cut the agent's CPU per call-second by about 10 %: 1.30 → 1.20 × the
+trio-websocket floor.
 
 Everything else (sending, half-close, closing) is the wrapped ``SocketStream``'s own: its
 ``aclose`` closes the socket through trio, which wakes a reader blocked in ``wait_readable``
