@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from hypothesis import settings
 import telcoflow_trio as tf
 from telcoflow_trio.protocol import control
 from telcoflow_trio.testing import Sandbox, TestSignal, open_sandbox
-from tests.test_docs_snippets import echo_check
+from tests.test_docs_snippets import echo_check, pytest_in_trio_mode
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -59,18 +58,8 @@ async def test_guide_testing_pytest_snippets_pass_in_trio_mode(tmp_path: Path) -
     (tmp_path / "my_agent.py").write_bytes((SNIPPETS / "my_agent.py").read_bytes())
     for name in ("guide_testing_sandbox", "guide_testing_fixture"):
         (tmp_path / f"test_{name}.py").write_bytes((GUIDE / f"{name}.py").read_bytes())
-    (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELCOFLOW_", "PYTEST_"))}
-    result = await trio.run_process(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
-    out = result.stdout.decode() + result.stderr.decode()
-    assert result.returncode == 0, out
+    returncode, out = await pytest_in_trio_mode(tmp_path)
+    assert returncode == 0, out
     assert "2 passed" in out, out
 
 

@@ -205,6 +205,22 @@ async def test_interruption_handler_prints_how_much_was_heard(
     assert re.search(r"interrupted after \d\.\d\d s of the greeting", capsys.readouterr().out)
 
 
+async def pytest_in_trio_mode(directory: Path) -> tuple[int, str]:
+    """Run pytest on ``directory`` as a user's project with ``trio_mode = true`` (no
+    ``TELCOFLOW_*`` or ``PYTEST_*`` settings of ours leaking in); its status and output."""
+    (directory / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELCOFLOW_", "PYTEST_"))}
+    result = await trio.run_process(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory)],
+        cwd=directory,
+        env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    return result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
 # -- tutorial 3: testing -------------------------------------------------------------------
 
 
@@ -212,18 +228,8 @@ async def test_testing_snippets_pass_under_pytest_in_trio_mode(tmp_path: Path) -
     # What a user does: the agent and its tests in a project with trio_mode = true.
     for name in ("my_agent", "test_my_agent", "test_my_agent_properties"):
         (tmp_path / f"{name}.py").write_bytes((SNIPPETS / f"{name}.py").read_bytes())
-    (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELCOFLOW_", "PYTEST_"))}
-    result = await trio.run_process(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
-    out = result.stdout.decode() + result.stderr.decode()
-    assert result.returncode == 0, out
+    returncode, out = await pytest_in_trio_mode(tmp_path)
+    assert returncode == 0, out
     assert "3 passed" in out, out
 
 
