@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from . import _websocket
+from ._readhub import ReadHub
 from ._transport import Connector
 
 __all__ = ["connector_for"]
 
 
-def connector_for(transport: str) -> Connector:
-    """The :class:`Connector` of a ``SessionManagerConfig.transport`` name.
+def connector_for(transport: str, hub: ReadHub | None = None) -> Connector:
+    """The :class:`Connector` of a ``SessionManagerConfig.transport`` name; ``hub`` reads the
+    plain-TCP sockets of the ``websockets`` engine while it runs (trio-websocket's own
+    reader tasks do not use one).
 
     Raises ``ImportError`` saying what to install if the engine's package is missing.
     """
@@ -24,5 +27,7 @@ def connector_for(transport: str) -> Connector:
             raise ImportError(
                 f"transport 'websockets' needs the websockets package (>= 15): {exc}"
             ) from exc
+        if hub is not None:
+            return _sansio_websocket.HubConnector(hub)
         return _sansio_websocket.open_websocket
     raise ValueError(f"transport must be 'trio-websocket' or 'websockets', got {transport!r}")

@@ -7,7 +7,9 @@ the same guarantees and errors (see :class:`telcoflow_trio._transport.MessageSoc
 
 - one reader task per socket reads the stream, feeds the protocol, answers pings and the
   peer's close, and hands whole messages to ``receive_each``'s handler as it assembles
-  them, or queues them (at most ``message_queue_size``) for ``receive``;
+  them, or queues them (at most ``message_queue_size``) for ``receive``; given a running
+  :class:`~telcoflow_trio._readhub.ReadHub`, a plain-TCP socket is read by the hub instead,
+  many sockets in one task step, and its own task only writes and waits;
 - every write (a message, a pong, a ping, a close frame, the upgrade request) goes through
   one lock and one ``send_all``, shielded, within :data:`~telcoflow_trio._transport.WRITE_TIMEOUT`;
   a write that fails, sticks or is interrupted closes the stream at once, and nothing is
@@ -22,7 +24,9 @@ layer and trio-websocket's per-message machinery are not on its path; measured b
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -35,7 +39,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import Event, State
+from websockets.protocol import State
 from websockets.typing import BytesLike
 from websockets.uri import WebSocketURI
 from websockets.version import version as websockets_version
@@ -44,10 +48,13 @@ from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
+from ._readhub import ReadHub
+from ._tcp import ReadyFirstStream
 from ._transport import MessageSocket, SocketClosed, WriteFailures, redact, refusal_error
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
+    "HubConnector",
     "SansIOWebSocket",
     "open_websocket",
     "speedups_in_use",
@@ -125,6 +132,7 @@ class SansIOWebSocket(MessageSocket):
         *,
         what: str,
         message_queue_size: int,
+        hub: ReadHub | None = None,
     ) -> None:
         self._protocol = protocol
         self._stream = stream
@@ -152,6 +160,17 @@ class SansIOWebSocket(MessageSocket):
         self._handshake_over = trio.Event()
         self._close_reply = trio.Event()
         self._reader_done = trio.Event()
+        # Reading (see _read): by this socket's task, or by a hub for a plain-TCP stream.
+        self._fd = stream.socket.fileno() if isinstance(stream, ReadyFirstStream) else -1
+        self._hub = hub if self._fd >= 0 else None
+        self._watched = False
+        self._due: trio.Event | None = None
+        # What a read left for the task to do (_absorb → _settle).
+        self._pending: deque[str | bytes] = deque()
+        self._flush_due = False
+        self._end_due = False
+        self._failed = False
+        self._stopped = False
 
     def __repr__(self) -> str:
         return f"<SansIOWebSocket {self._what} closed={self.closed}>"
@@ -258,33 +277,37 @@ class SansIOWebSocket(MessageSocket):
         return await self._inbox.receive()
 
     async def receive_each(self, handler: MessageHandler) -> NoReturn:
-        # The reader task calls handler as it assembles each message (_handle).
+        # The reader (task or hub) calls handler as it assembles each message (_absorb).
         await self._inbox.receive_each(handler)
 
     async def _read(self) -> None:  # noqa: ASYNC910 (private task body)
-        """The reader task: stream → protocol → messages, pongs and close replies."""
-        protocol = self._protocol
+        """The reader task: stream → protocol → messages, pongs and close replies.
+
+        With a running hub it reads nothing itself: the hub calls :meth:`readable` as data
+        arrives, and this task only does what must wait (writes, a full queue, the end).
+        """
         receive_some = self._stream.receive_some
         try:
             await self._flush()  # the upgrade request
-            while not self._broken:
-                try:
-                    data = await receive_some(RECEIVE_BYTES)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    break
-                if not data:
-                    # The peer closed TCP: after its close frame (code noted then), or
-                    # without one (abnormal closure, noted as the reader ends).
-                    protocol.receive_eof()
-                    break
-                protocol.receive_data(data)
-                if not await self._handle(protocol.events_received()):
+            while not self._broken and not self._stopped:
+                if self._watched or self._watch():
+                    if not self._work_due():
+                        due = self._due = trio.Event()
+                        await due.wait()
+                else:
+                    try:
+                        data = await receive_some(RECEIVE_BYTES)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        break
+                    self._absorb(data)
+                if not await self._settle():
                     break
         except Exception:
             # A bug here must not pass for a lost connection silently.
             logger.warning("%s: websocket reader failed", self._what, exc_info=True)
             await self.abort()
         finally:
+            self._unwatch()
             self._reader_done.set()
             self._note_close(_transport.ABNORMAL_CLOSURE, None)
             self._inbox.end()
@@ -292,12 +315,79 @@ class SansIOWebSocket(MessageSocket):
             self._handshake_over.set()
             self._close_reply.set()
 
-    async def _handle(self, events: list[Event]) -> bool:  # noqa: ASYNC910 (private; called by the reader between reads)
-        """Act on what one read produced; False when the reader must stop."""
+    # The hub's side (see _readhub): readable() runs in the hub's task, never waits.
+
+    def _watch(self) -> bool:
+        hub = self._hub
+        if hub is None or self._fd < 0:
+            return False
+        if hub.watch(self._fd, self):
+            self._watched = True
+        else:
+            self._hub = None  # not running: this task reads from now on
+        return self._watched
+
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            if self._hub is not None:
+                self._hub.forget(self._fd)
+
+    def readable(self) -> None:
+        """Read what arrived and act on it; called by the hub while it watches the socket."""
+        try:
+            data = os.read(self._fd, RECEIVE_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._stopped = True  # the connection broke, as receive_some would say
+        else:
+            try:
+                self._absorb(data)
+            except Exception:
+                logger.warning("%s: websocket reader failed", self._what, exc_info=True)
+                self._failed = True
+        if self._pending or self._stopped or self._failed:
+            # Nothing more is read until the task has dealt with this (or for good).
+            self._unwatch()
+        if self._work_due():
+            self._wake()
+
+    def hub_ended(self) -> None:
+        """The hub stopped: the task reads the socket itself from now on."""
+        self._watched = False
+        self._hub = None
+        self._wake()
+
+    def _wake(self) -> None:
+        due = self._due
+        if due is not None:
+            self._due = None
+            due.set()
+
+    def _work_due(self) -> bool:
+        return bool(
+            self._flush_due
+            or self._pending
+            or self._end_due
+            or self._failed
+            or self._stopped
+            or not self._watched
+        )
+
+    def _absorb(self, data: bytes | bytearray) -> None:
+        """Feed one read to the protocol and act on its events without waiting: messages
+        are handed over (or kept in ``_pending`` while the queue is full), and what needs a
+        write or the end of the socket is left to :meth:`_settle`."""
         protocol = self._protocol
-        flush = False
-        data_frames: list[Frame] = []
-        for event in events:
+        if not data:
+            # The peer closed TCP: after its close frame (code noted then), or
+            # without one (abnormal closure, noted as the reader ends).
+            protocol.receive_eof()
+            self._stopped = True
+            return
+        protocol.receive_data(data)
+        for event in protocol.events_received():
             if not isinstance(event, Frame):
                 if isinstance(event, Response):
                     # The upgrade's answer, accepted or not: the handshake is over.
@@ -306,9 +396,13 @@ class SansIOWebSocket(MessageSocket):
                 continue
             opcode = event.opcode
             if opcode is _BINARY or opcode is _TEXT or opcode is _CONT:
-                data_frames.append(event)
+                if self._invalid:
+                    continue
+                message = self._assemble(event)
+                if message is not None:
+                    self._deliver(message)
             elif opcode is _PING:
-                flush = True  # the protocol framed the pong
+                self._flush_due = True  # the protocol framed the pong
             elif opcode is _PONG:
                 self._pong(bytes(event.data))
             elif opcode is _CLOSE:
@@ -316,25 +410,18 @@ class SansIOWebSocket(MessageSocket):
                 if rcvd is not None:
                     self._note_close(rcvd.code, rcvd.reason)
                 self._close_reply.set()
-                flush = True  # the protocol framed its reply, if the close was the peer's
+                self._flush_due = True  # the protocol framed its reply, if the close was the peer's
         if protocol.handshake_exc is not None:
             # Refused or malformed upgrade: wrap_stream reports it and closes the stream.
             self._handshake_over.set()
-            return False  # noqa: ASYNC910 (private; the reader's reads are its checkpoints)
-        if flush:
-            await self._flush()
-        for frame in data_frames:
-            message = self._assemble(frame)
-            if message is not None:
-                # To receive_each's handler, or queued; a full queue stops the reader
-                # (back-pressure), as trio-websocket's does.
-                await self._inbox.put(message)
-            elif self._invalid:
-                break
-        if protocol.close_rcvd is not None:
+            self._stopped = True
+        elif protocol.close_rcvd is not None:
             # The peer closed: receive() ends once the messages before its close are read,
             # whether or not the peer then closes TCP promptly.
-            self._inbox.end()
+            if self._pending:
+                self._end_due = True
+            else:
+                self._inbox.end()
         elif protocol.state is State.CLOSING and not self._close_requested:
             # The protocol failed the connection (invalid frame, too big, bad UTF-8):
             # its close frame goes out, then the stream is closed, as the default engine
@@ -343,10 +430,35 @@ class SansIOWebSocket(MessageSocket):
             if sent is not None:
                 self._note_close(sent.code, sent.reason)
             logger.debug("%s: protocol error: %s", self._what, self._close_reason)
+            self._failed = True
+
+    def _deliver(self, message: str | bytes) -> None:
+        # To receive_each's handler, or queued; a full queue keeps the rest in _pending
+        # and stops reading (back-pressure), as trio-websocket's reader does.
+        if not self._pending:
+            try:
+                self._inbox.put_nowait(message)
+                return
+            except trio.WouldBlock:
+                pass
+        self._pending.append(message)
+
+    async def _settle(self) -> bool:  # noqa: ASYNC910 (private; called by the reader between reads)
+        """Do what :meth:`_absorb` left: writes, waiting for room, the end. False: stop."""
+        if self._flush_due:
+            self._flush_due = False
+            await self._flush()
+        pending = self._pending
+        while pending:
+            await self._inbox.put(pending.popleft())
+        if self._end_due:
+            self._end_due = False
+            self._inbox.end()
+        if self._failed:
             await self._flush()
             await self.abort()
             return False
-        return True  # noqa: ASYNC910 (private; the reader's reads are its checkpoints)
+        return not self._stopped  # noqa: ASYNC910 (private; the reader's reads are its checkpoints)
 
     def _assemble(self, frame: Frame) -> str | bytes | None:
         """The whole message once its last fragment is in, else None.
@@ -446,6 +558,8 @@ class SansIOWebSocket(MessageSocket):
     async def abort(self) -> None:
         self._closed = True
         self._broken = True
+        self._unwatch()  # before the descriptor is closed
+        self._wake()  # a reader waiting for the hub sees the end
         self._wake_pings()
         await close_forcefully(self._stream)
 
@@ -525,10 +639,12 @@ async def wrap_stream(
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
     deadline: float | None = None,
+    hub: ReadHub | None = None,
 ) -> AsyncIterator[SansIOWebSocket]:
     """A WebSocket client over ``stream``, which it owns: closed on every exit path.
 
     The upgrade must complete by ``deadline`` (default: ``CONNECT_TIMEOUT`` from now).
+    ``hub`` reads a plain-TCP stream while it runs (else the socket's own task does).
     Leaving the block closes the socket politely (bounded), then the stream forcefully.
     """
     try:
@@ -546,7 +662,7 @@ async def wrap_stream(
         await close_forcefully(stream)
         raise
     sock = SansIOWebSocket(
-        protocol, stream, nursery, what=what, message_queue_size=message_queue_size
+        protocol, stream, nursery, what=what, message_queue_size=message_queue_size, hub=hub
     )
     try:
         sock._spawn(sock._read)
@@ -573,11 +689,12 @@ def open_websocket(
     what: str,
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
+    hub: ReadHub | None = None,
 ) -> AbstractAsyncContextManager[MessageSocket]:
     """A client WebSocket on ``websockets``' sans-I/O protocol: a
-    :class:`~telcoflow_trio._transport.Connector`."""
+    :class:`~telcoflow_trio._transport.Connector` (``hub``: see :func:`wrap_stream`)."""
     return open_over(
-        wrap_stream,
+        wrap_stream if hub is None else partial(wrap_stream, hub=hub),
         url,
         headers,
         tls,
@@ -585,3 +702,36 @@ def open_websocket(
         secrets=secrets,
         message_queue_size=message_queue_size,
     )
+
+
+class HubConnector:
+    """A :class:`~telcoflow_trio._transport.Connector` whose plain-TCP sockets ``hub``
+    reads while it runs (the session manager's, for this engine)."""
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: ReadHub) -> None:
+        self.hub = hub
+
+    def __repr__(self) -> str:
+        return f"<HubConnector {self.hub!r}>"
+
+    def __call__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        tls: ssl.SSLContext | None,
+        *,
+        what: str,
+        secrets: tuple[str, ...] = (),
+        message_queue_size: int = 1,
+    ) -> AbstractAsyncContextManager[MessageSocket]:
+        return open_websocket(
+            url,
+            headers,
+            tls,
+            what=what,
+            secrets=secrets,
+            message_queue_size=message_queue_size,
+            hub=self.hub,
+        )

@@ -31,6 +31,7 @@ from ._errors import (
     WSSSessionError,
 )
 from ._messages import SessionNotification
+from ._readhub import ReadHub
 from ._rest_client import RestClient
 from ._scope import TaskScope, cleanup_within
 from ._serving import CallServer, register_manager
@@ -89,8 +90,12 @@ class SessionManager:
             "config", config, SessionManagerConfig, "a SessionManagerConfig"
         )
         size = check_int("notification_buffer", notification_buffer, low=1)
+        # One task reads all the websockets engine's plain-TCP sockets (see _readhub).
+        self._hub: ReadHub | None = None
         if connect is None:
-            connect = connector_for(self.config.transport)
+            if self.config.transport == "websockets":
+                self._hub = ReadHub()
+            connect = connector_for(self.config.transport, self._hub)
         self._control = ControlConnection(
             config,
             self._route,
@@ -127,6 +132,8 @@ class SessionManager:
         self._claimer = Claimer(self._control, self._rest, self._scope)
         await self._scope.open()
         try:
+            if self._hub is not None:
+                await self._scope.start(self._hub.run)
             # Cancellable until connected (the task is shielded only once it has started).
             await self._scope.start(self._control.run)
         except BaseException as exc:

@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -18,6 +19,7 @@ import telcoflow_trio as tf
 from telcoflow_trio import _sansio_websocket, _websocket
 from telcoflow_trio._config import TRANSPORTS
 from telcoflow_trio._connectors import connector_for
+from telcoflow_trio._readhub import ReadHub
 from telcoflow_trio._transport import MessageSocket
 from telcoflow_trio.sandbox import Sandbox, TestSignal, open_sandbox
 from tests.transport_choice import TRANSPORT
@@ -70,6 +72,7 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
+    hubs: list[object] = []
     module = _websocket if transport == "trio-websocket" else _sansio_websocket
     engine = module.open_websocket
 
@@ -81,10 +84,18 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
         what: str,
         secrets: tuple[str, ...] = (),
         message_queue_size: int = 1,
+        **hub: Any,
     ) -> AbstractAsyncContextManager[MessageSocket]:
         opened.append(what)
+        hubs.append(hub.get("hub"))
         return engine(  # type: ignore[no-any-return]
-            url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
+            url,
+            headers,
+            tls,
+            what=what,
+            secrets=secrets,
+            message_queue_size=message_queue_size,
+            **hub,
         )
 
     monkeypatch.setattr(module, "open_websocket", counting)
@@ -98,6 +109,11 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
                     assert await call.answer()
                     assert await call.close()
     assert opened == ["control plane", "voice plane"]
+    if transport == "websockets":
+        # Both planes' sockets were handed the manager's hub (one reader task for all).
+        assert len(hubs) == 2 and hubs[0] is hubs[1] and isinstance(hubs[0], ReadHub)
+    else:
+        assert hubs == [None, None]
 
 
 async def test_an_mtls_call_over_the_websockets_engine(tmp_path: Path) -> None:
@@ -143,6 +159,7 @@ async def test_a_handed_off_call_opens_its_voice_plane_with_the_engine_asked_for
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
+    hubs: list[object] = []
     module = _websocket if transport == "trio-websocket" else _sansio_websocket
     engine = module.open_websocket
 
@@ -154,10 +171,18 @@ async def test_a_handed_off_call_opens_its_voice_plane_with_the_engine_asked_for
         what: str,
         secrets: tuple[str, ...] = (),
         message_queue_size: int = 1,
+        **hub: Any,
     ) -> AbstractAsyncContextManager[MessageSocket]:
         opened.append(what)
+        hubs.append(hub.get("hub"))
         return engine(  # type: ignore[no-any-return]
-            url, headers, tls, what=what, secrets=secrets, message_queue_size=message_queue_size
+            url,
+            headers,
+            tls,
+            what=what,
+            secrets=secrets,
+            message_queue_size=message_queue_size,
+            **hub,
         )
 
     async with open_sandbox(time_scale=10) as sb:
