@@ -79,7 +79,9 @@ class MessageSocket(abc.ABC):
         """Write one message whole (text for ``str``, binary for ``bytes``).
 
         Not a cancellation point: once called, the message is written whole, whatever
-        happens outside, within its own deadline (:data:`WRITE_TIMEOUT`). A write that
+        happens outside, within its own deadline (:data:`WRITE_TIMEOUT`). A schedule point
+        when it has to wait; a message the socket takes at once may be written without one
+        (the ``websockets`` engine on plain TCP). A write that
         fails, is stuck past the deadline, or is interrupted all the same leaves the stream
         in an unknown state, so the socket is then closed forcefully: no further frame, not
         even a close frame, is written to it. Raises ``WSSConnectionError`` in those cases

@@ -158,3 +158,41 @@ async def test_connect_stream_wraps_plain_tcp() -> None:
             await server.send_all(b"hi")
             with trio.fail_after(5):
                 assert await stream.receive_some() == b"hi"
+
+
+async def test_send_nowait_writes_what_fits_and_never_waits() -> None:
+    left, right = await wrapped_pair()
+    async with left, right:
+        assert left.send_nowait(b"hello") == 5
+        with trio.fail_after(5):
+            assert await right.receive_some() == b"hello"
+        # Once the kernel's buffers are full it takes part of a chunk, then nothing.
+        chunk = b"y" * 65536
+        taken = [left.send_nowait(chunk) for _ in range(200)]
+        assert taken[-1] == 0
+        assert 0 < sum(taken) < 200 * len(chunk)
+        received = 0
+        with trio.fail_after(5):
+            while received < sum(taken):
+                received += len(await right.receive_some())
+        assert received == sum(taken)
+
+
+async def test_send_nowait_on_a_closed_or_broken_socket() -> None:
+    left, right = await wrapped_pair()
+    await left.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        left.send_nowait(b"late")
+    client, server = await socket_pair()
+    wrapped = ReadyFirstStream(client)
+    async with wrapped:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        await server.aclose()
+        await right.aclose()
+        with trio.fail_after(5):
+            while True:  # the first write may still be taken before the reset is seen
+                try:
+                    wrapped.send_nowait(b"x")
+                except trio.BrokenResourceError:
+                    break
+                await trio.sleep(0.01)
