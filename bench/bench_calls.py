@@ -185,6 +185,9 @@ class Options:
     """The official client's ceiling probe; None: not run."""
     stem: str = "calls"
     """Output files' name: calls.json/.md/.png, or ceiling.* for the probe alone (``--name``)."""
+    together: bool = False
+    """Run a repetition's clients at each N at the same time, each with its own generator,
+    their windows opened at the same moment (``--together``)."""
 
 
 @dataclass
@@ -540,7 +543,49 @@ def _loadgen_args(opts: Options, seed: int) -> list[str]:
     ]
 
 
-async def echo_point_loadgen(client: str, n: int, opts: Options, seed: int) -> dict[str, Any]:
+class Barrier:
+    """Opens the measuring windows of points that run together at the same moment: each
+    party arrives (or leaves, if it failed before arriving); the last one opens it."""
+
+    def __init__(self, parties: list[str]) -> None:
+        self._waiting = set(parties)
+        self._open = trio.Event()
+
+    def leave(self, party: str) -> None:
+        self._waiting.discard(party)
+        if not self._waiting:
+            self._open.set()
+
+    async def arrive(self, party: str) -> None:
+        self.leave(party)
+        await self._open.wait()
+
+
+async def echo_points_together(
+    clients: list[str], n: int, opts: Options, seed: int
+) -> dict[str, dict[str, Any] | Exception]:
+    """One point per client, all at once, each against a generator of its own; their
+    measuring windows open together, so a change in the machine's speed hits them alike."""
+    barrier = Barrier(clients)
+    results: dict[str, dict[str, Any] | Exception] = {}
+
+    async def one(client: str) -> None:
+        try:
+            results[client] = await echo_point_loadgen(client, n, opts, seed, barrier)
+        except Exception as exc:  # one failed client must not lose the others
+            results[client] = exc
+        finally:
+            barrier.leave(client)
+
+    async with trio.open_nursery() as nursery:
+        for client in clients:
+            nursery.start_soon(one, client)
+    return results
+
+
+async def echo_point_loadgen(
+    client: str, n: int, opts: Options, seed: int, barrier: Barrier | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
         async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
             agent = Agent(
@@ -559,6 +604,8 @@ async def echo_point_loadgen(client: str, n: int, opts: Options, seed: int) -> d
                 await _poll(gen, lambda st: st["live"] >= n, 10.0 + 0.1 * n, agent, "calls live")
                 setup_seconds = time.monotonic() - t0
                 await trio.sleep(opts.settle)
+                if barrier is not None:
+                    await barrier.arrive(client)
                 rss_samples: list[int] = []
                 await gen.request("window")
                 start = time.monotonic()
@@ -1154,8 +1201,14 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Run {meta['date']} on {meta['machine']}; {meta['python']}; server: {server}; "
         f"{meta['reps']} repetition(s), {meta['seconds']:g} s measured per point. Values are "
         "medians over the repetitions; each ratio is the median of per-repetition ratios "
-        "(the two clients ran in the same repetition at the same N, within a few runs of "
-        "each other). `ours` is telcoflow_trio on its default engine (trio-websocket), "
+        + (
+            "(the clients of a repetition ran at the same time at each N, each against a "
+            "generator of its own, their measuring windows opened together). "
+            if meta.get("together")
+            else "(the two clients ran in the same repetition at the same N, within a few "
+            "runs of each other). "
+        )
+        + "`ours` is telcoflow_trio on its default engine (trio-websocket), "
         "`ours-websockets` on websockets' sans-I/O protocol.",
         "",
     ]
@@ -1522,6 +1575,25 @@ def run(opts: Options) -> dict[str, Any]:
             print(f"echo, repetition {rep + 1}/{opts.reps}", flush=True)
             for i, n in enumerate(points):
                 seed += 1  # the clients of a pair hear the same caller
+                if opts.together:
+                    outcomes = trio.run(echo_points_together, clients_at(n, opts), n, opts, seed)
+                    for client, outcome in outcomes.items():
+                        if isinstance(outcome, Exception):
+                            failures.append(
+                                {
+                                    "bench": "echo",
+                                    "client": client,
+                                    "n": n,
+                                    "rep": rep,
+                                    "error": repr(outcome)[:2000],
+                                }
+                            )
+                            print(f"  N={n:<4} {client:15} FAILED: {outcome!r}"[:300], flush=True)
+                            continue
+                        outcome["rep"] = rep
+                        echo_points.append(outcome)
+                        _print_echo(outcome)
+                    continue
                 for client in run_order(clients_at(n, opts), rep + i):
                     try:
                         p = trio.run(echo_point, client, n, opts, seed)
@@ -1593,6 +1665,7 @@ def run(opts: Options) -> dict[str, Any]:
             "server": opts.server,
             "officialMax": opts.official_max,
             "phases": opts.phases,
+            "together": opts.together,
         },
         "echo": {"points": echo_points},
         "interrupt": {"points": intr_points},
@@ -1665,6 +1738,12 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--skip-interrupt", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true", help="leave out the ceiling probe")
     p.add_argument(
+        "--together",
+        action="store_true",
+        help="echo: run a repetition's clients at the same time (a generator each), windows "
+        "opened together, so the machine's drift hits them alike (loadgen server only)",
+    )
+    p.add_argument(
         "--official-ceiling",
         action="store_true",
         help="only probe the official client's ceiling (writes ceiling.json/.md, not calls.*)",
@@ -1719,7 +1798,10 @@ def parse(argv: list[str] | None) -> Options:
         official_max=a.official_max,
         phases=a.phases,
         equal_buffer=a.equal_buffer,
+        together=a.together,
     )
+    if opts.together and opts.server != "loadgen":
+        p.error("--together needs the loadgen server")
     if opts.reps < 1 or opts.interrupt_reps < 1 or opts.seconds <= 0:
         p.error("--reps, --interrupt-reps and --seconds must be positive")
     if not 1 <= opts.interrupt_turns <= 255:
