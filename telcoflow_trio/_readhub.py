@@ -26,18 +26,22 @@ from typing import Protocol
 
 import trio
 
-__all__ = ["HubReader", "ReadHub"]
+__all__ = ["READ_SIZE", "HubReader", "ReadHub"]
 
 logger = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+"""The hub's read buffer: the most one socket's read takes at a time."""
 
 
 class HubReader(Protocol):
     """What a :class:`ReadHub` calls for a socket it watches."""
 
-    def readable(self) -> None:
+    def readable(self, buffer: bytearray) -> None:
         """The socket has data, an end or an error: read it now without blocking.
 
-        Must not raise (the hub logs it and hands the socket back if it does)."""
+        ``buffer`` is the hub's, for this call only: read into it (``os.readv``) and copy
+        out what was read. Must not raise (the hub logs it and hands the socket back)."""
 
     def hub_ended(self) -> None:
         """The hub stopped watching this socket for good: read it yourself from now on."""
@@ -67,7 +71,7 @@ class ReadHub:
         return self._epoll is not None
 
     def watch(self, fd: int, reader: HubReader) -> bool:
-        """Call ``reader.readable()`` whenever ``fd`` is readable, until :meth:`forget`.
+        """Call ``reader.readable(buffer)`` whenever ``fd`` is readable, until :meth:`forget`.
 
         False (and nothing watched) if the hub is not running or refuses the descriptor:
         the caller reads the socket itself then.
@@ -106,6 +110,10 @@ class ReadHub:
             return
         self._epoll = epoll
         readers = self._readers
+        # One read buffer for every socket: a fresh 64 KiB object per read, shrunk to the
+        # few hundred bytes that came, leaves the heap fragmented (measured: ~90 KiB more
+        # RSS per call at 50 calls).
+        buffer = bytearray(READ_SIZE)
         try:
             task_status.started()
             while True:
@@ -115,7 +123,7 @@ class ReadHub:
                     if reader is None:
                         continue  # forgotten by an earlier reader's call in this batch
                     try:
-                        reader.readable()
+                        reader.readable(buffer)
                     except Exception:
                         logger.warning("read hub: a socket's reader failed", exc_info=True)
                         self.forget(fd)

@@ -345,10 +345,11 @@ class SansIOWebSocket(MessageSocket):
             if self._hub is not None:
                 self._hub.forget(self._fd)
 
-    def readable(self) -> None:
+    def readable(self, buffer: bytearray) -> None:
         """Read what arrived and act on it; called by the hub while it watches the socket."""
         try:
-            data = os.read(self._fd, RECEIVE_BYTES)
+            # Into the hub's buffer, then a copy of the bytes read (see _readhub).
+            data = buffer[: os.readv(self._fd, (buffer,))]
         except BlockingIOError:
             return
         except OSError:
