@@ -363,7 +363,8 @@ class SansIOWebSocket(MessageSocket):
         if self._pending or self._stopped or self._failed:
             # Nothing more is read until the task has dealt with this (or for good).
             self._unwatch()
-        if self._work_due():
+            self._wake()
+        elif self._flush_due or self._end_due:
             self._wake()
 
     def hub_ended(self) -> None:
@@ -408,7 +409,11 @@ class SansIOWebSocket(MessageSocket):
                     self._handshake_over.set()
                 continue
             opcode = event.opcode
-            if opcode is _BINARY or opcode is _TEXT or opcode is _CONT:
+            if opcode is _BINARY and event.fin:
+                # Audio, nearly all the traffic: a whole binary message in one frame.
+                if not self._invalid:
+                    self._deliver(bytes(event.data))
+            elif opcode is _BINARY or opcode is _TEXT or opcode is _CONT:
                 if self._invalid:
                     continue
                 message = self._assemble(event)

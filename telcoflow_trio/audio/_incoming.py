@@ -369,19 +369,20 @@ class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
     async def receive(self) -> bytes:
         """The oldest chunk held, waiting for one; ``EndOfChannel`` when drained at end."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            chunk = self.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            raise
-        else:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        channel = self._channel
+        # The usual case, nothing held yet, tested before receive_nowait: no WouldBlock
+        # raised and caught for every chunk of a reader that keeps up.
+        if channel.chunks or self._closed or self._owner.closed:
+            try:
+                chunk = self.receive_nowait()
+            finally:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return chunk
         while True:
             # Woken by a delivery, a close, or another receiver's close: look again.
-            await self._channel.lot.park()
+            await channel.lot.park()
+            if channel.chunks and not self._closed:
+                return self._owner._take(channel)
             try:
                 return self.receive_nowait()
             except trio.WouldBlock:

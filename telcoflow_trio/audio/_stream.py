@@ -79,6 +79,16 @@ class AudioStream(trio.abc.ReceiveChannel[bytes]):
         assert self._channel is not None
         return await self._channel.receive()
 
+    async def __anext__(self) -> bytes:
+        # ``async for`` straight to the receiver once open: one coroutine fewer per chunk.
+        channel = self._channel
+        try:
+            if channel is None:
+                return await self.receive()
+            return await channel.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
     def receive_nowait(self) -> bytes:
         """A chunk already received, or ``trio.WouldBlock`` (also before the stream opened)."""
         if self._closed:
