@@ -144,6 +144,8 @@ class SansIOWebSocket(MessageSocket):
         self._broken = False
         """The stream is closed (abort): nothing more is written, not even a close frame."""
         self._failures = WriteFailures(what)
+        # Framed by send_now and not yet taken by the socket: written before anything else.
+        self._tail = b""
         self._scopes: set[trio.CancelScope] = set()
         self._tasks_cancelled = False
         self._inbox = Inbox(message_queue_size, self._closed_socket)
@@ -247,8 +249,10 @@ class SansIOWebSocket(MessageSocket):
                         elif kind == _SEND_CLOSE:
                             protocol.send_close(_transport.NORMAL_CLOSURE)
                         # Everything queued, in the order it was framed: a pong or a close
-                        # reply framed by the reader goes out with the next write.
-                        data = b"".join(protocol.data_to_send())
+                        # reply framed by the reader goes out with the next write, after
+                        # what send_now left.
+                        data = self._tail + b"".join(protocol.data_to_send())
+                        self._tail = b""
                         if data:
                             await self._write(data)
                         outcome = _WRITTEN
@@ -263,6 +267,37 @@ class SansIOWebSocket(MessageSocket):
                 # so nothing more may be written to it.
                 await self.abort()
         return outcome  # noqa: ASYNC910 (private; the write, if any, was its checkpoint)
+
+    def can_send_now(self) -> bool:
+        return (
+            self._fd >= 0
+            and not self._tail
+            and not self._lock.locked()
+            and not self._closed
+            and not self._broken
+            and self._protocol.state is _OPEN
+        )
+
+    def send_now(self, message: bytes) -> None:
+        if not self.can_send_now():
+            raise RuntimeError("send_now() without can_send_now()")
+        stream = self._stream
+        assert isinstance(stream, ReadyFirstStream)  # _fd >= 0
+        self._protocol.send_binary(message)
+        data = b"".join(self._protocol.data_to_send())
+        try:
+            sent = stream.send_nowait(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # How much reached the stream is unknown: nothing more may be written to it.
+            self._broken = self._closed = True
+            self._unwatch()
+            self._wake()
+            self._spawn(self.abort)
+            raise self._failures.closed() from None
+        if sent < len(data):
+            # The rest goes out first, by a task of ours, under the lock and its deadline.
+            self._tail = data[sent:]
+            self._spawn(self._flush)
 
     async def _write(self, data: bytes) -> None:  # noqa: ASYNC910 (private; see below)
         """``send_all``, under the write lock. On plain TCP, what the socket takes at once is

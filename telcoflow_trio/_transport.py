@@ -88,6 +88,21 @@ class MessageSocket(abc.ABC):
         and when the socket is already closed.
         """
 
+    def can_send_now(self) -> bool:
+        """Whether :meth:`send_now` would take a message at once (no write in progress).
+
+        False for an engine without such a path (the default)."""
+        return False
+
+    def send_now(self, message: bytes) -> None:
+        """Write one binary message at once, from synchronous code, whole: what the socket
+        does not take now is written before anything else, by a task of the socket.
+
+        Only after :meth:`can_send_now` said True, with no schedule point between. Raises
+        ``WSSConnectionError`` when the socket is closed or the write failed (the socket is
+        then closed forcefully, as after a failed :meth:`send`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no synchronous write")
+
     @abc.abstractmethod
     async def receive(self) -> str | bytes:
         """The next message; raises :class:`SocketClosed` once the socket is closed."""

@@ -87,7 +87,10 @@ class VoiceConnection:
         self._replies: Replies[voice.CommandResponse] = Replies(_PLANE)
         self._incoming = IncomingAudio(DEFAULT_CAPACITY) if incoming is None else incoming
         self.servicer: PullServicer = PullServicer(
-            buffer, send_frame=self._write, send_interrupt=self._send_interrupt
+            buffer,
+            send_frame=self._write,
+            send_interrupt=self._send_interrupt,
+            writer=_WriteNow(self),
         )
         self.command_rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
         """Round-trip times (s) of the latest commands."""
@@ -233,6 +236,29 @@ class VoiceConnection:
         if response.success:
             return CommandResult(True, payload=response.result)
         return CommandResult(False, response.error_code, response.error_message, response.result)
+
+
+class _WriteNow:
+    """The servicer's :class:`~telcoflow_trio.audio.FrameWriter`: the socket's synchronous
+    write, where the engine has one (``MessageSocket.send_now``)."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: VoiceConnection) -> None:
+        self._connection = connection
+
+    def ready(self) -> bool:
+        ws = self._connection._ws
+        return ws is not None and ws.can_send_now()
+
+    def write_now(self, frame: bytes) -> None:
+        ws = self._connection._ws
+        if ws is None:
+            raise WSSCallClosedError()
+        try:
+            ws.send_now(frame)
+        except WSSConnectionError:
+            raise WSSCallClosedError("the call's voice connection is closed") from None
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ path, ``_incoming`` and ``_stream`` for the incoming one, ``_counters`` for what
 from ._buffer import SendAudioBuffer
 from ._counters import AudioCounters, BufferCounters, ClearResult, IncomingCounters
 from ._incoming import IncomingAudio, IncomingReceiver
-from ._servicer import MAX_REQUEST_RUNS, PullServicer, SendFrame, SendInterrupt
+from ._servicer import MAX_REQUEST_RUNS, FrameWriter, PullServicer, SendFrame, SendInterrupt
 from ._stream import AudioStream
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "AudioStream",
     "BufferCounters",
     "ClearResult",
+    "FrameWriter",
     "IncomingAudio",
     "IncomingCounters",
     "IncomingReceiver",

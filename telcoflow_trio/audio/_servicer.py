@@ -54,6 +54,13 @@ Fresh frames wait until ``written()`` is called or ``send_interrupt`` returns, s
 always sees the interrupt before the new audio (a hook that cannot tell when the command was
 written may ignore ``written``: new audio then waits for the round trip).
 
+Answered at once: given a :class:`FrameWriter` (``writer=``), a pull request that finds the
+servicer waiting for requests, enough audio queued, no clear under way and the socket free
+is answered by :meth:`PullServicer.on_buffer_request` itself, in the reader's task, by the
+same steps the servicer task takes (the same framer, ledger and counters); anything else
+wakes the task as before. The interruption scheme is unchanged: a clear changes the
+buffer's epoch and holds the gates, and either stops the fast path.
+
 Pull fill times (:attr:`PullServicer.fill_times`, ``call.pull_fill_times``): for each owed
 request that found audio queued, the seconds from its arrival to the moment the frame that
 completes it was handed to the socket; the latest :data:`FILL_SAMPLES` are kept. A request
@@ -67,7 +74,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 import trio
 
@@ -80,7 +87,7 @@ from ._buffer import SendAudioBuffer
 from ._counters import AudioCounters, ClearResult
 from ._framer import Framer
 
-__all__ = ["MAX_REQUEST_RUNS", "PullServicer", "SendFrame", "SendInterrupt"]
+__all__ = ["MAX_REQUEST_RUNS", "FrameWriter", "PullServicer", "SendFrame", "SendInterrupt"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,20 @@ _FILLS_TIMED: Final = 1024  # requests timed at once; later ones go untimed unti
 
 SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
 """Write one binary WebSocket message."""
+
+
+class FrameWriter(Protocol):
+    """A way to write a frame without waiting, for the pull requests that can be answered
+    at once, in the task that delivers them (see :meth:`PullServicer.on_buffer_request`)."""
+
+    def ready(self) -> bool:
+        """Whether :meth:`write_now` would take a frame now (no write in progress)."""
+
+    def write_now(self, frame: bytes) -> None:
+        """Hand one binary message to the socket now, whole; raises
+        :class:`WSSCallClosedError` when the connection is gone."""
+
+
 SendInterrupt: TypeAlias = Callable[[Callable[[], None]], Awaitable[CommandResult]]
 """Send ``agent.interrupt``, call the argument once it is written, return the answer."""
 
@@ -109,16 +130,22 @@ class PullServicer:
         *,
         send_frame: SendFrame,
         send_interrupt: SendInterrupt | None = None,
+        writer: FrameWriter | None = None,
     ) -> None:
         self._buffer = check_type("buffer", buffer, SendAudioBuffer, "a SendAudioBuffer")
         self._send_frame = check_callable("send_frame", send_frame, "an async callable")
         if send_interrupt is not None:
             check_callable("send_interrupt", send_interrupt, "an async callable or None")
         self._send_interrupt = send_interrupt
+        self._writer = writer
         self._ledger = PullLedger(buffer.capacity)
         self._started = False
         self._closed = False
         self._scope: trio.CancelScope | None = None
+        # The framer of the running interruption scope, and whether the task is waiting
+        # for a request with nothing owed (only then may a request be answered at once).
+        self._framer: Framer | None = None
+        self._idle = False
         self._request_lot = trio.lowlevel.ParkingLot()
         self._gate_lot = trio.lowlevel.ParkingLot()
         self._write_lot = trio.lowlevel.ParkingLot()
@@ -195,6 +222,8 @@ class PullServicer:
         if buffered and outcome.owed and len(self._fills) < _FILLS_TIMED:
             self._fills.append((self._ledger.requested_bytes, time.monotonic()))
         if outcome is _QUEUED:
+            if self._idle and self._writer is not None and self._serve_now(self._writer):
+                return  # answered here; the task waits on
             if self._request_lot:
                 self._request_lot.unpark_all()
             return
@@ -204,6 +233,44 @@ class PullServicer:
             logger.warning("too many distinct pending buffer_requests; merging them")
         if outcome.owed and self._request_lot:
             self._request_lot.unpark_all()
+
+    def _serve_now(self, writer: FrameWriter) -> bool:
+        """Answer what is owed here, in the reader's task, as far as that needs no waiting
+        (enough audio queued, no clear, the socket free): the task's own steps, without
+        the trip through the scheduler. True once nothing is owed."""
+        framer, buffer, ledger = self._framer, self._buffer, self._ledger
+        while ledger.current and not self._closed:
+            if (
+                framer is None
+                or framer.epoch != buffer.epoch
+                or self._gates
+                or self._inflight_start is not None
+                or not writer.ready()
+            ):
+                return False
+            owed = ledger.current
+            if framer.staged < owed:
+                framer.pull_nowait(owed)
+            need = ledger.need(flushing=self._flushing())
+            if need is None or framer.staged < need:
+                return False  # the task waits for audio, as ever
+            n = min(framer.staged, owed)
+            frame = framer.take(n)
+            start = buffer.head_position
+            buffer.consume(n)
+            ledger.take(n)
+            self._inflight_start = start
+            self._inflight_end = start + n
+            ok = False
+            try:
+                writer.write_now(frame)
+                ok = True
+            except WSSCallClosedError:
+                logger.debug("voice connection closed while sending audio")
+                self.close()
+            finally:
+                self._wrote(n, ok)
+        return not ledger.current
 
     # ── the servicer task ───────────────────────────────────────────────────────────────
 
@@ -219,20 +286,21 @@ class PullServicer:
                 with trio.CancelScope() as scope:  # the interruption scope
                     self._scope = scope
                     await self._serve()
-                self._scope = None
+                self._scope = self._framer = None
             # A servicer closed before it ran never reached a checkpoint above.
             await trio.lowlevel.checkpoint()
         finally:
-            self._scope = None
+            self._scope = self._framer = None
             self.close()
 
     async def _serve(self) -> None:
         """Frame and write until interrupted; a clear during a write just starts a new
         framer, a clear while waiting cancels us."""
-        framer = Framer(self._buffer)
+        framer = self._framer = Framer(self._buffer)
         while not self._closed:
             if framer.epoch != self._buffer.epoch:
-                framer = Framer(self._buffer)  # staged chunks are gone with their epoch
+                # Staged chunks are gone with their epoch.
+                framer = self._framer = Framer(self._buffer)
             frame = await self._next_frame(framer)
             if frame is None:
                 break
@@ -264,7 +332,11 @@ class PullServicer:
         while not self._closed:
             owed = ledger.current
             if not owed:
-                await self._request_lot.park()
+                self._idle = True
+                try:
+                    await self._request_lot.park()
+                finally:
+                    self._idle = False
                 continue
             need = ledger.need(flushing=self._flushing())
             assert need is not None  # something is owed

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from telcoflow_trio._errors import WSSCallClosedError
 from telcoflow_trio._results import CommandResult
 from telcoflow_trio.audio import PullServicer, SendAudioBuffer
 from telcoflow_trio.protocol.voice import BufferRequest
@@ -58,6 +59,23 @@ class FakeConnection:
     def release(self) -> None:
         self._release.set()
 
+    # The synchronous write (a FrameWriter), used when make(..., at_once=True).
+    writes_now = 0
+    gone = False
+    """write_now raises WSSCallClosedError (the socket closed under it)."""
+
+    def ready(self) -> bool:
+        # A held write, or one in flight, keeps the servicer on its task, as a busy socket.
+        return not self.hold and self.inflight is None
+
+    def write_now(self, data: bytes) -> None:
+        assert isinstance(data, bytes)
+        assert self.ready()
+        if self.gone:
+            raise WSSCallClosedError("the call's voice connection is closed")
+        self.writes_now += 1
+        self.log.append(data)
+
     async def send_interrupt(self, written: Callable[[], None]) -> CommandResult:
         if self.hold_interrupt:
             await self._release_interrupt.wait()
@@ -73,14 +91,17 @@ class FakeConnection:
 
 
 def make(
-    capacity: int = 4096, *, interrupt: bool = True
+    capacity: int = 4096, *, interrupt: bool = True, at_once: bool = False
 ) -> tuple[SendAudioBuffer, PullServicer, FakeConnection]:
+    """A buffer, its servicer and a fake connection; ``at_once``: the connection is also
+    the servicer's FrameWriter, so requests that can be are answered at once."""
     buf = SendAudioBuffer(capacity)
     conn = FakeConnection()
     servicer = PullServicer(
         buf,
         send_frame=conn.send_frame,
         send_interrupt=conn.send_interrupt if interrupt else None,
+        writer=conn if at_once else None,
     )
     return buf, servicer, conn
 

@@ -16,9 +16,13 @@ from ._support import INTERRUPT, FakeConnection, make, pcm, req, with_deadlines
 settle = trio.testing.wait_all_tasks_blocked
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[SendAudioBuffer, PullServicer, FakeConnection]]:
-    buf, servicer, conn = make(16384)
+@pytest.fixture(params=[False, True], ids=["task", "at-once"])
+async def running(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[SendAudioBuffer, PullServicer, FakeConnection]]:
+    # Every test on a running servicer, with and without a FrameWriter: the requests that
+    # can be answered at once must behave on the wire exactly as the task answers them.
+    buf, servicer, conn = make(16384, at_once=request.param)
     async with trio.open_nursery() as nursery:
         await nursery.start(servicer.run)
         yield buf, servicer, conn
@@ -568,3 +572,86 @@ async def test_counters_add_up(running: Running) -> None:
 
 
 with_deadlines(globals())
+
+
+# ── answered at once (a FrameWriter) ────────────────────────────────────────────────────
+
+
+@pytest.fixture
+async def at_once() -> AsyncIterator[Running]:
+    buf, servicer, conn = make(16384, at_once=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(servicer.run)
+        await settle()  # the task waits for requests
+        yield buf, servicer, conn
+        conn.hold = False
+        conn.release()
+        servicer.close()
+
+
+async def test_a_request_with_audio_queued_is_answered_before_it_returns(at_once: Running) -> None:
+    buf, servicer, conn = at_once
+    await buf.send_audio(pcm(6000))
+    await settle()
+    servicer.on_buffer_request(req(4800, 960))
+    # No schedule point since: the frame went out in this task, inside on_buffer_request.
+    assert sizes(conn) == [4800] and conn.writes_now == 1
+    assert servicer.heard_position == 4800 and servicer.sent_bytes == 4800
+    assert len(servicer.fill_times) == 1
+    servicer.on_buffer_request(req(4800, 960))  # 1200 held: above the floor, all of it
+    assert sizes(conn) == [4800, 1200] and servicer.owed_bytes == 3600
+    await buf.send_audio(pcm(3600, 1))
+    await settle()  # the rest waited for audio: the task sends it
+    assert sizes(conn) == [4800, 1200, 3600] and conn.writes_now == 2
+    assert conn.payload == pcm(6000) + pcm(3600, 1)
+
+
+async def test_too_little_audio_leaves_the_request_to_the_task(at_once: Running) -> None:
+    buf, servicer, conn = at_once
+    await buf.send_audio(pcm(500))
+    servicer.on_buffer_request(req(4800, 960))
+    assert conn.frames == [] and servicer.owed_bytes == 4800
+    await buf.send_audio(pcm(500, 1))
+    await settle()
+    assert sizes(conn) == [1000] and conn.writes_now == 0
+
+
+async def test_a_busy_socket_leaves_the_request_to_the_task(at_once: Running) -> None:
+    buf, servicer, conn = at_once
+    await buf.send_audio(pcm(1920))
+    conn.hold = True  # as a socket with a write in progress: not ready
+    servicer.on_buffer_request(req(960, 960))
+    assert conn.frames == []
+    await settle()
+    assert conn.inflight is not None  # the task took it, and its write is held
+    conn.hold = False
+    conn.release()
+    await settle()
+    assert sizes(conn) == [960] and conn.writes_now == 0
+    servicer.on_buffer_request(req(960, 960))
+    assert sizes(conn) == [960, 960] and conn.writes_now == 1
+
+
+async def test_nothing_goes_out_at_once_while_a_clear_holds_fresh_audio(at_once: Running) -> None:
+    buf, servicer, conn = at_once
+    conn.hold_interrupt = True
+    await buf.send_audio(pcm(4800))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(servicer.clear)
+        await settle()
+        await buf.send_audio(pcm(960, 7))  # fresh audio, queued after the clear
+        servicer.on_buffer_request(req(960, 960))
+        await settle()
+        assert conn.frames == []  # held until agent.interrupt is written
+        conn.release_interrupt()
+    await settle()
+    assert conn.log == [INTERRUPT, b"\x00" + pcm(960, 7)]
+
+
+async def test_a_socket_gone_under_the_write_closes_the_servicer(at_once: Running) -> None:
+    buf, servicer, conn = at_once
+    await buf.send_audio(pcm(960))
+    conn.gone = True
+    servicer.on_buffer_request(req(960, 960))
+    assert servicer.closed and conn.frames == []
+    assert servicer.counters().dropped_bytes == 960  # lost with the connection, counted

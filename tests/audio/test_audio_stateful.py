@@ -268,6 +268,14 @@ class ModelConnection:
     async def release_async(self) -> None:
         self._release.set()
 
+    # The FrameWriter side (a machine started with at_once): a held socket is busy.
+    def ready(self) -> bool:
+        return not self.hold and not self.holding
+
+    def write_now(self, data: bytes) -> None:
+        self.model.frame_started(data)
+        self.model.frame_done(data)
+
     async def send_interrupt(self, written: Callable[[], None]) -> CommandResult:
         if self.hold_interrupt:
             self.interrupt_holding += 1
@@ -301,13 +309,17 @@ class AudioPathMachine(RuleBasedStateMachine):
         self.serial += 1
         return random.Random(self.serial).randbytes(n)
 
-    @initialize(capacity=st.sampled_from([16, 256, 1024, 4096]))
-    def start(self, capacity: int) -> None:
+    @initialize(capacity=st.sampled_from([16, 256, 1024, 4096]), at_once=st.booleans())
+    def start(self, capacity: int, at_once: bool) -> None:
         self.model = Model(capacity)
         self.conn = ModelConnection(self.model)
         self.buf = SendAudioBuffer(capacity)
+        # at_once: requests that can be are answered inside on_buffer_request.
         self.servicer = PullServicer(
-            self.buf, send_frame=self.conn.send_frame, send_interrupt=self.conn.send_interrupt
+            self.buf,
+            send_frame=self.conn.send_frame,
+            send_interrupt=self.conn.send_interrupt,
+            writer=self.conn if at_once else None,
         )
 
         async def go() -> None:

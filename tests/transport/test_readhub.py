@@ -3,13 +3,15 @@ engine. Over real sockets on 127.0.0.1 port 0, with the sans-I/O server of
 ``test_sansio_engine``: messages arrive whole and in order and are handed over in the hub's
 own task; a full queue stops reading without losing a message; pings, the peer's close and
 a TCP end work through the hub; a socket leaves the hub when it closes; and when the hub
-stops, every socket it watched goes on reading by itself.
+stops, every socket it watched goes on reading by itself. Also the engine's synchronous
+write (``send_now``), which the hub's task uses to answer pull requests at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from socket import SO_LINGER, SOL_SOCKET
 
 import pytest
 import trio
@@ -17,6 +19,7 @@ import trio.lowlevel
 import trio.testing
 from websockets.frames import Opcode
 
+from telcoflow_trio._errors import WSSConnectionError
 from telcoflow_trio._readhub import ReadHub
 from telcoflow_trio._sansio_websocket import SansIOWebSocket, wrap_stream
 from telcoflow_trio._tcp import ReadyFirstStream, ready_first
@@ -238,3 +241,98 @@ async def test_a_hub_runs_once_at_a_time() -> None:
     async with running_hub() as (hub, _, _):
         with pytest.raises(RuntimeError, match="already running"):
             await hub.run()
+
+
+# ── writing at once (send_now, for pull requests answered in the reader's task) ─────────
+
+
+async def test_send_now_writes_a_whole_message_in_order() -> None:
+    audio = b"\x00" + bytes(range(256)) * 19
+
+    async def peer_side(peer: Peer) -> None:
+        await peer.handshake()
+        while len(peer.frames) < 2:
+            await peer.read()
+        assert [(f.opcode, bytes(f.data)) for f in peer.frames[:2]] == [
+            (Opcode.BINARY, audio),
+            (Opcode.TEXT, b"then this"),
+        ]
+        await peer.read_to_end()
+
+    with trio.fail_after(10):
+        async with (
+            serve_one(peer_side) as port,
+            running_hub() as (hub, _, _),
+            hub_socket(port, hub) as sock,
+        ):
+            assert sock.can_send_now()
+            sock.send_now(audio)
+            await sock.send("then this")
+
+
+async def test_what_the_socket_does_not_take_at_once_goes_out_first() -> None:
+    big = b"\x00" + b"z" * (16 * 2**20)  # far more than loopback's buffers hold
+    reading = trio.Event()
+
+    async def peer_side(peer: Peer) -> None:
+        await peer.handshake()
+        await reading.wait()
+        while len(peer.frames) < 2:
+            await peer.read()
+        assert [bytes(f.data) for f in peer.frames[:2]] == [big, b"after"]
+        await peer.read_to_end()
+
+    with trio.fail_after(20):
+        async with (
+            serve_one(peer_side) as port,
+            running_hub() as (hub, _, _),
+            hub_socket(port, hub) as sock,
+        ):
+            sock.send_now(big)
+            # The rest is the socket's to write: nothing else may be written at once,
+            # and a later send waits behind it.
+            assert not sock.can_send_now()
+            with pytest.raises(RuntimeError, match="can_send_now"):
+                sock.send_now(b"\x00no")
+            reading.set()
+            await sock.send(b"after")
+
+
+async def test_send_now_on_a_reset_connection_fails_and_closes_the_socket() -> None:
+    async def peer_side(peer: Peer) -> None:
+        await peer.handshake()
+        # SO_LINGER 0: the close is a reset.
+        sock = peer.stream.socket  # type: ignore[attr-defined]
+        sock.setsockopt(SOL_SOCKET, SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        await peer.stream.aclose()
+
+    with trio.fail_after(10):
+        async with (
+            serve_one(peer_side) as port,
+            running_hub() as (hub, _, _),
+            hub_socket(port, hub) as sock,
+        ):
+            failed = False
+            while not failed:  # the first writes may be taken before the reset is seen
+                assert sock.can_send_now(), "closed before a write failed"
+                try:
+                    sock.send_now(b"\x00audio")
+                except WSSConnectionError:
+                    failed = True
+                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sock.closed and not sock.can_send_now()
+            with pytest.raises(SocketClosed):
+                await sock.receive()
+
+
+async def test_only_plain_tcp_sockets_write_at_once() -> None:
+    async def peer_side(peer: Peer) -> None:
+        await peer.handshake()
+        await peer.read_to_end()
+
+    with trio.fail_after(10):
+        async with serve_one(peer_side) as port:
+            raw = await trio.open_tcp_stream("127.0.0.1", port)  # not a ReadyFirstStream
+            async with wrap_stream(raw, url(port), HEADERS, what="test plane") as sock:
+                assert not sock.can_send_now()
