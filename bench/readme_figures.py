@@ -3,7 +3,8 @@
 Figures are shown only from the committed results, exactly as ``bench_calls.py`` wrote them:
 
 - README.md, between ``<!-- bench-figures:begin -->`` and ``<!-- bench-figures:end -->``:
-  the run's first paragraph and the headline tables named in :data:`README_TABLES`;
+  the run's first paragraph and the tables named in :data:`README_TABLES` (the targets and
+  the CPU curve);
 - docs/guide/benchmarks.rst, between the comments ``.. bench-figures:begin`` and
   ``.. bench-figures:end``: the same paragraph and every table named in :data:`TABLES`,
   converted to reStructuredText (list tables; inline code as literals).
@@ -36,7 +37,8 @@ TABLES: Final = (
     "**Interruption**",
     "**Targets**",
 )
-README_TABLES: Final = ("**Targets**",)
+README_TABLES: Final = ("**Targets**", "**Agent CPU, ms per call-second**")
+"""The headline targets, and the curve of CPU per call-second from 1 to 200 calls."""
 
 
 def sections(markdown: str) -> dict[str, str]:

@@ -49,10 +49,11 @@ MAX_LINES = 450
 # Files allowed past MAX_LINES, and why splitting them would not help a reader.
 LONG_FILES: dict[str, str] = {
     "_sansio_websocket.py": (
-        "one socket class around websockets' protocol object: its reader, its single writer "
-        "path, ping and the close handshake share that object, the write lock and the closed "
-        "state; split, each guarantee (a write never cut, nothing written after a failed "
-        "write) would be half in one file and half in another"
+        "one socket class around websockets' protocol object: its reader (by its own task "
+        "or by the read hub), its single writer path (a write at once included: its unsent "
+        "tail goes before anything else), ping and the close handshake share that object, "
+        "the write lock and the closed state; split, each guarantee (a write never cut, "
+        "nothing written after a failed write) would be half in one file and half in another"
     ),
 }
 
