@@ -326,7 +326,7 @@ def test_keyboard_interrupt_from_inside_the_body_comes_out_unwrapped() -> None:
 # ── a real Ctrl+C ───────────────────────────────────────────────────────────────────────
 
 CHILD: Final = """
-import json, threading
+import json, signal, threading
 import trio
 import telcoflow_trio as tf
 from telcoflow_trio.testing import TestSignal, open_sandbox
@@ -361,6 +361,9 @@ async def agent():
     async with tf.SessionManager(box["config"]) as sm:
         await sm.serve_calls(echo)
 
+# Python installs this at start unless SIGINT came in ignored, as it does in a job a
+# non-interactive shell started in the background: the child then never saw Ctrl+C.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 server = threading.Thread(target=trio.run, args=(sandbox_main,), daemon=True)
 server.start()
 ready.wait(20)
