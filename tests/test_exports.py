@@ -202,6 +202,7 @@ PUBLIC: dict[str, set[str]] = {
         "AudioStream",
         "BufferCounters",
         "ClearResult",
+        "FrameWriter",
         "IncomingAudio",
         "IncomingCounters",
         "IncomingReceiver",

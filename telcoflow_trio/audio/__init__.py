@@ -15,7 +15,8 @@ path, ``_incoming`` and ``_stream`` for the incoming one, ``_counters`` for what
 from ._buffer import SendAudioBuffer
 from ._counters import AudioCounters, BufferCounters, ClearResult, IncomingCounters
 from ._incoming import IncomingAudio, IncomingReceiver
-from ._servicer import MAX_REQUEST_RUNS, FrameWriter, PullServicer, SendFrame, SendInterrupt
+from ._seam import FrameWriter, SendFrame, SendInterrupt
+from ._servicer import MAX_REQUEST_RUNS, PullServicer
 from ._stream import AudioStream
 
 __all__ = [

@@ -19,7 +19,9 @@ The bookkeeping of these rules (what is owed, frame floors, coalescing, the flus
 is the sans-IO :class:`~telcoflow_trio.protocol.pull.PullLedger`, which the sandbox keeps
 too; this module is the trio loop around it: waiting, framing (with a
 :class:`~telcoflow_trio.audio._framer.Framer` per epoch), writing, interruption. What it
-reports (:class:`ClearResult`, :class:`AudioCounters`) is in :mod:`._counters`.
+reports (:class:`ClearResult`, :class:`AudioCounters`) is in :mod:`._counters`; its seam with
+the voice connection (``send_frame``, ``send_interrupt``, the :class:`FrameWriter` that
+answers requests at once) in :mod:`._seam`.
 
 Interruption is a cancel scope. The servicer's waiting and framing run inside an
 *interruption scope*; :meth:`PullServicer.clear` drops the buffer's contents, cancels that
@@ -33,39 +35,6 @@ returns, no byte queued before it will ever be sent, and the first byte sent aft
 first byte queued after it. (One scope per interruption rather than one per frame keeps the
 per-frame cost down.)
 
-The seam for the voice connection (one servicer per voice WebSocket)::
-
-    buffer = SendAudioBuffer.from_config(call_audio)        # lives with the Call
-    servicer = PullServicer(buffer, send_frame=..., send_interrupt=...)
-    await nursery.start(servicer.run)                       # the connection's nursery
-    servicer.on_buffer_request(req)                         # from the reader; never blocks
-    servicer.close()                                        # call over / socket lost
-
-``send_frame(data)`` writes *one* binary message (``data`` already starts with the channel
-byte) through the connection's single writer path and returns once it is handed to the
-socket. When the connection is gone it should raise :class:`WSSCallClosedError`: the
-servicer then closes quietly (any other exception closes it and propagates). Neither
-``clear`` nor ``close`` ever cancels it; cancelling the servicer's own task (connection
-teardown) does, so shield inside ``send_frame`` if writes must stay whole even then.
-
-``send_interrupt(written)`` sends ``agent.interrupt``, calls ``written()`` as soon as the
-command has been handed to the socket, then awaits and returns the :class:`CommandResult`.
-Fresh frames wait until ``written()`` is called or ``send_interrupt`` returns, so the server
-always sees the interrupt before the new audio (a hook that cannot tell when the command was
-written may ignore ``written``: new audio then waits for the round trip).
-
-Answered at once: given a :class:`FrameWriter` (``writer=``), a pull request that finds the
-servicer waiting for requests, enough audio queued, no clear under way and the socket free
-is answered by :meth:`PullServicer.on_buffer_request` itself, in the reader's task, by the
-same steps the servicer task takes (the same framer, ledger and counters); anything else
-wakes the task as before. The interruption scheme is unchanged: a clear changes the
-buffer's epoch and holds the gates, and either stops the fast path.
-
-Pull fill times (:attr:`PullServicer.fill_times`, ``call.pull_fill_times``): for each owed
-request that found audio queued, the seconds from its arrival to the moment the frame that
-completes it was handed to the socket; the latest :data:`FILL_SAMPLES` are kept. A request
-that found the buffer empty is an underrun instead (counted, not timed): it waits for the
-agent to speak, and timing it would measure the agent's silences, not the pull path.
 """
 
 from __future__ import annotations
@@ -73,8 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Final, Protocol, TypeAlias
+from typing import Final
 
 import trio
 
@@ -86,6 +54,7 @@ from ..protocol.voice import BufferRequest
 from ._buffer import SendAudioBuffer
 from ._counters import AudioCounters, ClearResult
 from ._framer import Framer
+from ._seam import FrameWriter, SendFrame, SendInterrupt
 
 __all__ = ["MAX_REQUEST_RUNS", "FrameWriter", "PullServicer", "SendFrame", "SendInterrupt"]
 
@@ -95,25 +64,6 @@ _QUEUED: Final = PullOutcome.QUEUED
 FILL_SAMPLES: Final = 256
 """Pull fill times kept per call (the latest)."""
 _FILLS_TIMED: Final = 1024  # requests timed at once; later ones go untimed until these are paid
-
-SendFrame: TypeAlias = Callable[[bytes], Awaitable[None]]
-"""Write one binary WebSocket message."""
-
-
-class FrameWriter(Protocol):
-    """A way to write a frame without waiting, for the pull requests that can be answered
-    at once, in the task that delivers them (see :meth:`PullServicer.on_buffer_request`)."""
-
-    def ready(self) -> bool:
-        """Whether :meth:`write_now` would take a frame now (no write in progress)."""
-
-    def write_now(self, frame: bytes) -> None:
-        """Hand one binary message to the socket now, whole; raises
-        :class:`WSSCallClosedError` when the connection is gone."""
-
-
-SendInterrupt: TypeAlias = Callable[[Callable[[], None]], Awaitable[CommandResult]]
-"""Send ``agent.interrupt``, call the argument once it is written, return the answer."""
 
 
 class PullServicer:
@@ -163,7 +113,10 @@ class PullServicer:
         # (end of the request in requested bytes, arrival time), oldest first.
         self._fills: deque[tuple[int, float]] = deque()
         self.fill_times: deque[float] = deque(maxlen=FILL_SAMPLES)
-        """Pull fill times (s), latest last; see the module docstring."""
+        """Pull fill times (s), latest last (``call.pull_fill_times``): for each owed request
+        that found audio queued, from its arrival until the frame completing it was handed
+        to the socket; the latest 256. A request that found the buffer empty
+        is an underrun (counted, not timed: it would time the agent's silences)."""
         self.last_clear: ClearResult | None = None
         """The result of the most recent :meth:`clear`."""
 
@@ -240,13 +193,8 @@ class PullServicer:
         the trip through the scheduler. True once nothing is owed."""
         framer, buffer, ledger = self._framer, self._buffer, self._ledger
         while ledger.current and not self._closed:
-            if (
-                framer is None
-                or framer.epoch != buffer.epoch
-                or self._gates
-                or self._inflight_start is not None
-                or not writer.ready()
-            ):
+            busy = self._gates or self._inflight_start is not None or not writer.ready()
+            if busy or framer is None or framer.epoch != buffer.epoch:
                 return False
             owed = ledger.current
             if framer.staged < owed:
@@ -255,12 +203,7 @@ class PullServicer:
             if need is None or framer.staged < need:
                 return False  # the task waits for audio, as ever
             n = min(framer.staged, owed)
-            frame = framer.take(n)
-            start = buffer.head_position
-            buffer.consume(n)
-            ledger.take(n)
-            self._inflight_start = start
-            self._inflight_end = start + n
+            frame = self._cut(framer, n)
             ok = False
             try:
                 writer.write_now(frame)
@@ -358,16 +301,19 @@ class PullServicer:
                 continue
             # A clear may have come while a chunk was being handed to us: it must win.
             await trio.lowlevel.checkpoint_if_cancelled()
-            n = min(framer.staged, owed)
-            frame = framer.take(n)
-            start = buffer.head_position
-            buffer.consume(n)
-            ledger.take(n)
-            self._inflight_start = start
-            self._inflight_end = start + n
-            return frame
+            return self._cut(framer, min(framer.staged, owed))
         await trio.lowlevel.checkpoint()  # closed: the servicer's last pass
         return None
+
+    def _cut(self, framer: Framer, n: int) -> bytes:
+        """The next frame, ``n`` bytes of PCM, taken off the buffer and now in flight."""
+        frame = framer.take(n)
+        start = self._buffer.head_position
+        self._buffer.consume(n)
+        self._ledger.take(n)
+        self._inflight_start = start
+        self._inflight_end = start + n
+        return frame
 
     def _wrote(self, n: int, ok: bool) -> None:
         """The frame in flight (``n`` bytes of PCM) was handed to the socket, or was lost."""
