@@ -561,6 +561,14 @@ class Barrier:
         await self._open.wait()
 
 
+def _echo_or_error(client: str, n: int, opts: Options, seed: int) -> dict[str, Any] | Exception:
+    """One point on its own, or why it failed."""
+    try:
+        return trio.run(echo_point, client, n, opts, seed)
+    except Exception as exc:
+        return exc
+
+
 async def echo_points_together(
     clients: list[str], n: int, opts: Options, seed: int
 ) -> dict[str, dict[str, Any] | Exception]:
@@ -1575,43 +1583,30 @@ def run(opts: Options) -> dict[str, Any]:
             print(f"echo, repetition {rep + 1}/{opts.reps}", flush=True)
             for i, n in enumerate(points):
                 seed += 1  # the clients of a pair hear the same caller
-                if opts.together:
-                    outcomes = trio.run(echo_points_together, clients_at(n, opts), n, opts, seed)
-                    for client, outcome in outcomes.items():
-                        if isinstance(outcome, Exception):
-                            failures.append(
-                                {
-                                    "bench": "echo",
-                                    "client": client,
-                                    "n": n,
-                                    "rep": rep,
-                                    "error": repr(outcome)[:2000],
-                                }
-                            )
-                            print(f"  N={n:<4} {client:15} FAILED: {outcome!r}"[:300], flush=True)
-                            continue
-                        outcome["rep"] = rep
-                        echo_points.append(outcome)
-                        _print_echo(outcome)
-                    continue
-                for client in run_order(clients_at(n, opts), rep + i):
-                    try:
-                        p = trio.run(echo_point, client, n, opts, seed)
-                    except Exception as exc:  # one failed point must not lose the others
+                clients = clients_at(n, opts)
+                outcomes = (
+                    trio.run(echo_points_together, clients, n, opts, seed).items()
+                    if opts.together
+                    else (
+                        (c, _echo_or_error(c, n, opts, seed)) for c in run_order(clients, rep + i)
+                    )
+                )
+                for client, outcome in outcomes:
+                    if isinstance(outcome, Exception):  # one failed point must not lose the others
                         failures.append(
                             {
                                 "bench": "echo",
                                 "client": client,
                                 "n": n,
                                 "rep": rep,
-                                "error": repr(exc)[:2000],
+                                "error": repr(outcome)[:2000],
                             }
                         )
-                        print(f"  N={n:<4} {client:15} FAILED: {exc!r}"[:300], flush=True)
+                        print(f"  N={n:<4} {client:15} FAILED: {outcome!r}"[:300], flush=True)
                         continue
-                    p["rep"] = rep
-                    echo_points.append(p)
-                    _print_echo(p)
+                    outcome["rep"] = rep
+                    echo_points.append(outcome)
+                    _print_echo(outcome)
     if not opts.skip_interrupt:
         clients = [c for c in opts.clients if c in (*OURS, "official")]
         for rep in range(opts.interrupt_reps):

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from . import _websocket
 from ._readhub import ReadHub
 from ._transport import Connector
@@ -28,6 +30,6 @@ def connector_for(transport: str, hub: ReadHub | None = None) -> Connector:
                 f"transport 'websockets' needs the websockets package (>= 15): {exc}"
             ) from exc
         if hub is not None:
-            return _sansio_websocket.HubConnector(hub)
+            return partial(_sansio_websocket.open_websocket, hub=hub)
         return _sansio_websocket.open_websocket
     raise ValueError(f"transport must be 'trio-websocket' or 'websockets', got {transport!r}")

@@ -54,7 +54,6 @@ from ._transport import MessageSocket, SocketClosed, WriteFailures, redact, refu
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
-    "HubConnector",
     "SansIOWebSocket",
     "open_websocket",
     "speedups_in_use",
@@ -755,36 +754,3 @@ def open_websocket(
         secrets=secrets,
         message_queue_size=message_queue_size,
     )
-
-
-class HubConnector:
-    """A :class:`~telcoflow_trio._transport.Connector` whose plain-TCP sockets ``hub``
-    reads while it runs (the session manager's, for this engine)."""
-
-    __slots__ = ("hub",)
-
-    def __init__(self, hub: ReadHub) -> None:
-        self.hub = hub
-
-    def __repr__(self) -> str:
-        return f"<HubConnector {self.hub!r}>"
-
-    def __call__(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        tls: ssl.SSLContext | None,
-        *,
-        what: str,
-        secrets: tuple[str, ...] = (),
-        message_queue_size: int = 1,
-    ) -> AbstractAsyncContextManager[MessageSocket]:
-        return open_websocket(
-            url,
-            headers,
-            tls,
-            what=what,
-            secrets=secrets,
-            message_queue_size=message_queue_size,
-            hub=self.hub,
-        )

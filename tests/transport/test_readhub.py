@@ -9,7 +9,7 @@ write (``send_now``), which the hub's task uses to answer pull requests at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from socket import SO_LINGER, SOL_SOCKET
 
@@ -69,6 +69,19 @@ async def hub_socket(port: int, hub: ReadHub, *, queue: int = 1) -> AsyncIterato
         stream, url(port), HEADERS, what="test plane", hub=hub, message_queue_size=queue
     ) as sock:
         yield sock
+
+
+@asynccontextmanager
+async def connected(
+    peer_side: Callable[[Peer], Awaitable[None]], *, queue: int = 1
+) -> AsyncIterator[tuple[ReadHub, SansIOWebSocket]]:
+    """A server running ``peer_side``, a running hub, and one socket to the server on it."""
+    async with (
+        serve_one(peer_side) as port,
+        running_hub() as (hub, _, _),
+        hub_socket(port, hub, queue=queue) as sock,
+    ):
+        yield hub, sock
 
 
 async def test_one_hub_reads_many_sockets_in_its_own_task() -> None:
@@ -131,11 +144,7 @@ async def test_a_full_queue_stops_reading_and_nothing_is_lost() -> None:
         await peer.read_to_end()
 
     with trio.fail_after(10):
-        async with (
-            serve_one(peer_side) as port,
-            running_hub() as (hub, _, _),
-            hub_socket(port, hub, queue=1) as sock,
-        ):
+        async with connected(peer_side, queue=1) as (hub, sock):
             received = []
             for _ in messages:
                 received.append(await sock.receive())
@@ -178,11 +187,7 @@ async def test_a_tcp_end_without_a_close_frame_is_an_abnormal_closure() -> None:
         await peer.stream.aclose()
 
     with trio.fail_after(10):
-        async with (
-            serve_one(peer_side) as port,
-            running_hub() as (hub, _, _),
-            hub_socket(port, hub) as sock,
-        ):
+        async with connected(peer_side) as (hub, sock):
             assert await sock.receive() == b"\x00audio"
             with pytest.raises(SocketClosed) as info:
                 await sock.receive()
@@ -260,11 +265,7 @@ async def test_send_now_writes_a_whole_message_in_order() -> None:
         await peer.read_to_end()
 
     with trio.fail_after(10):
-        async with (
-            serve_one(peer_side) as port,
-            running_hub() as (hub, _, _),
-            hub_socket(port, hub) as sock,
-        ):
+        async with connected(peer_side) as (_, sock):
             assert sock.can_send_now()
             sock.send_now(audio)
             await sock.send("then this")
@@ -283,11 +284,7 @@ async def test_what_the_socket_does_not_take_at_once_goes_out_first() -> None:
         await peer.read_to_end()
 
     with trio.fail_after(20):
-        async with (
-            serve_one(peer_side) as port,
-            running_hub() as (hub, _, _),
-            hub_socket(port, hub) as sock,
-        ):
+        async with connected(peer_side) as (_, sock):
             sock.send_now(big)
             # The rest is the socket's to write: nothing else may be written at once,
             # and a later send waits behind it.
@@ -307,11 +304,7 @@ async def test_send_now_on_a_reset_connection_fails_and_closes_the_socket() -> N
         await peer.stream.aclose()
 
     with trio.fail_after(10):
-        async with (
-            serve_one(peer_side) as port,
-            running_hub() as (hub, _, _),
-            hub_socket(port, hub) as sock,
-        ):
+        async with connected(peer_side) as (_, sock):
             failed = False
             while not failed:  # the first writes may be taken before the reset is seen
                 assert sock.can_send_now(), "closed before a write failed"

@@ -20,7 +20,7 @@ from telcoflow_trio import _sansio_websocket, _websocket
 from telcoflow_trio._config import TRANSPORTS
 from telcoflow_trio._connectors import connector_for
 from telcoflow_trio._readhub import ReadHub
-from telcoflow_trio._transport import MessageSocket
+from telcoflow_trio._transport import Connector, MessageSocket
 from telcoflow_trio.sandbox import Sandbox, TestSignal, open_sandbox
 from tests.transport_choice import TRANSPORT
 
@@ -67,14 +67,8 @@ async def test_the_suite_hands_out_configs_on_the_transport_under_test(sandbox: 
     assert sandbox.config(transport="websockets").transport == "websockets"
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_the_manager_opens_both_planes_with_the_configured_engine(
-    transport: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    opened: list[str] = []
-    hubs: list[object] = []
-    module = _websocket if transport == "trio-websocket" else _sansio_websocket
-    engine = module.open_websocket
+def counting_engine(engine: Any, opened: list[str], hubs: list[object]) -> Connector:
+    """``engine``'s ``open_websocket``, noting each plane it opens and the hub it was given."""
 
     def counting(
         url: str,
@@ -97,6 +91,18 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
             message_queue_size=message_queue_size,
             **hub,
         )
+
+    return counting
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_manager_opens_both_planes_with_the_configured_engine(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    hubs: list[object] = []
+    module = _websocket if transport == "trio-websocket" else _sansio_websocket
+    counting = counting_engine(module.open_websocket, opened, hubs)
 
     monkeypatch.setattr(module, "open_websocket", counting)
     async with open_sandbox(time_scale=10) as sb:
@@ -161,29 +167,7 @@ async def test_a_handed_off_call_opens_its_voice_plane_with_the_engine_asked_for
     opened: list[str] = []
     hubs: list[object] = []
     module = _websocket if transport == "trio-websocket" else _sansio_websocket
-    engine = module.open_websocket
-
-    def counting(
-        url: str,
-        headers: Mapping[str, str],
-        tls: ssl.SSLContext | None,
-        *,
-        what: str,
-        secrets: tuple[str, ...] = (),
-        message_queue_size: int = 1,
-        **hub: Any,
-    ) -> AbstractAsyncContextManager[MessageSocket]:
-        opened.append(what)
-        hubs.append(hub.get("hub"))
-        return engine(  # type: ignore[no-any-return]
-            url,
-            headers,
-            tls,
-            what=what,
-            secrets=secrets,
-            message_queue_size=message_queue_size,
-            **hub,
-        )
+    counting = counting_engine(module.open_websocket, opened, hubs)
 
     async with open_sandbox(time_scale=10) as sb:
         with trio.fail_after(10):
@@ -197,6 +181,7 @@ async def test_a_handed_off_call_opens_its_voice_plane_with_the_engine_asked_for
                 assert await call.answer()
                 assert await call.close()
     assert opened == ["voice plane"]
+    assert hubs == [None]  # no manager, no hub: the socket reads itself
 
 
 def test_a_handed_off_call_refuses_an_unknown_transport() -> None:
