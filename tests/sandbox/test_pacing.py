@@ -1,4 +1,10 @@
-"""Real-time pacing, measured over 10 s of simulated time at 10x speed."""
+"""Real-time pacing, measured over 10 s of simulated time at 5x speed.
+
+The sandbox paces by its clock without drift, but on a loaded machine a pull or a speech
+frame due near an edge of the window may be recorded just past it: a stall of 40 ms real
+time is 0.2 s simulated here (2 % of the window). The rates are checked within 5 %, which a
+drifting pacer (a tick lost per late wake-up) or a wrong byte rate would still miss.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from telcoflow_trio.testing import Silence, open_sandbox
 from .raw import claimed_call, control, voice
 
 SECONDS = 10.0
-SCALE = 10.0
+SCALE = 5.0
 
 
 @pytest.mark.parametrize("rate", [8000, 24000])
@@ -52,8 +58,8 @@ async def test_pulls_and_speech_run_at_the_byte_rate(rate: int) -> None:
                 sent = [
                     (t, offsets[i + 1] - offset) for i, (t, offset) in enumerate(call.spoken_marks)
                 ]
-                assert pulled == pytest.approx(byte_rate, rel=0.02)
-                assert rate_between(sent, *window) == pytest.approx(byte_rate, rel=0.02)
+                assert pulled == pytest.approx(byte_rate, rel=0.05)
+                assert rate_between(sent, *window) == pytest.approx(byte_rate, rel=0.05)
                 # What crossed the wire is what the sandbox recorded, in order.
                 assert [n for _, n in heard_at] == [
                     p.requested_bytes for p in call.pull_requests[: len(heard_at)]
