@@ -280,35 +280,34 @@ class SansIOWebSocket(MessageSocket):
     def send_now(self, message: bytes) -> None:
         if not self.can_send_now():
             raise RuntimeError("send_now() without can_send_now()")
-        stream = self._stream
-        assert isinstance(stream, ReadyFirstStream)  # _fd >= 0
         self._protocol.send_binary(message)
-        data = b"".join(self._protocol.data_to_send())
         try:
-            sent = stream.send_nowait(data)
+            rest = self._write_what_fits(b"".join(self._protocol.data_to_send()))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # How much reached the stream is unknown: nothing more may be written to it.
-            self._broken = self._closed = True
-            self._unwatch()
-            self._wake()
+            self._mark_broken()
             self._spawn(self.abort)
             raise self._failures.closed() from None
-        if sent < len(data):
+        if rest:
             # The rest goes out first, by a task of ours, under the lock and its deadline.
-            self._tail = data[sent:]
+            self._tail = rest
             self._spawn(self._flush)
 
-    async def _write(self, data: bytes) -> None:  # noqa: ASYNC910 (private; see below)
-        """``send_all``, under the write lock. On plain TCP, what the socket takes at once is
-        written without a trip through the scheduler (a frame usually fits whole): only the
-        rest, if any, waits in ``send_all``."""
+    def _write_what_fits(self, data: bytes) -> bytes:
+        """Write what a plain-TCP socket takes at once, without a trip through the
+        scheduler (a frame usually fits whole); return the rest."""
         stream = self._stream
-        if self._fd >= 0 and isinstance(stream, ReadyFirstStream):
-            sent = stream.send_nowait(data)
-            if sent == len(data):
-                return  # noqa: ASYNC910 (written whole: nothing to wait for)
-            data = data[sent:]
-        await stream.send_all(data)
+        if not isinstance(stream, ReadyFirstStream):
+            return data
+        sent = stream.send_nowait(data)
+        return data[sent:] if sent < len(data) else b""
+
+    async def _write(self, data: bytes) -> None:  # noqa: ASYNC910 (private; see below)
+        """``send_all``, under the write lock; only what the socket does not take at once
+        (see :meth:`_write_what_fits`) waits in ``send_all``."""
+        rest = self._write_what_fits(data)
+        if rest:
+            await self._stream.send_all(rest)
 
     async def _flush(self) -> None:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
         """Write what the protocol queued by itself (the upgrade, pongs, close frames).
@@ -365,7 +364,7 @@ class SansIOWebSocket(MessageSocket):
 
     def _watch(self) -> bool:
         hub = self._hub
-        if hub is None or self._fd < 0:
+        if hub is None:
             return False
         if hub.watch(self._fd, self):
             self._watched = True
@@ -608,12 +607,16 @@ class SansIOWebSocket(MessageSocket):
             await self.abort()
 
     async def abort(self) -> None:
+        self._mark_broken()
+        self._wake_pings()
+        await close_forcefully(self._stream)
+
+    def _mark_broken(self) -> None:
+        """Nothing more is written or read: the stream is about to be closed."""
         self._closed = True
         self._broken = True
         self._unwatch()  # before the descriptor is closed
         self._wake()  # a reader waiting for the hub sees the end
-        self._wake_pings()
-        await close_forcefully(self._stream)
 
     # ── tasks ───────────────────────────────────────────────────────────────────────────
 
