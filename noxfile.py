@@ -38,9 +38,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy in strict mode over the package and the tests."""
+    """mypy in strict mode over the package and the tests; pyright over the package."""
     session.install("-e", ".[test]", "mypy>=1.11", "nox>=2024.4")
     session.run("mypy")
+    session.run("python", "-m", "pyright")
 
 
 @nox.session(python=PYTHON)

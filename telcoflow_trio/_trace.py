@@ -41,9 +41,11 @@ class Observer(Protocol[CallT, SessionT]):
 
     def operation_started(self, call: CallT, name: str, deadline_s: float) -> Ended:
         """Command method ``name`` was called; it returns within ``deadline_s`` seconds."""
+        ...
 
     def audio_started(self, call: CallT, pcm: bytes | bytearray | memoryview) -> Ended:
         """``send_audio(pcm)`` was called (``pcm`` is what the application passed)."""
+        ...
 
 
 OBSERVER: contextvars.ContextVar[Observer[Any, Any] | None] = contextvars.ContextVar(

@@ -51,6 +51,7 @@ class FrameWriter(Protocol):
 
     def ready(self) -> bool:
         """Whether :meth:`write_now` would take a frame now (no write in progress)."""
+        ...
 
     def write_now(self, frame: bytes) -> None:
         """Hand one binary message to the socket now, whole; raises

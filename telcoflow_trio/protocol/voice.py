@@ -139,6 +139,19 @@ class BufferRequest:
         )
 
 
+# attrs validators (the instance is not used): module functions, which both checkers read.
+
+
+def _no_event_key(_: object, attribute: attrs.Attribute[JSONObject], value: JSONObject) -> None:
+    if "event" in value:
+        raise ValueError(f"{attribute.name} must not contain the key 'event'")
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
 @attrs.frozen
 class CallEventFrame:
     """A ``call_event``: ``event`` is ``call.terminated``, ``call.error`` or a newer name;
@@ -147,12 +160,7 @@ class CallEventFrame:
 
     TYPE: ClassVar[str] = "call_event"
     event: str = attrs.field(validator=non_empty_str)
-    payload: JSONObject = attrs.field(factory=dict, validator=json_object)
-
-    @payload.validator
-    def _no_event_key(self, attribute: attrs.Attribute[JSONObject], value: JSONObject) -> None:
-        if "event" in value:
-            raise ValueError(f"{attribute.name} must not contain the key 'event'")
+    payload: JSONObject = attrs.field(factory=dict, validator=[json_object, _no_event_key])
 
     def to_json_obj(self) -> JSONObject:
         return {"type": self.TYPE, "data": {"event": self.event, **self.payload}}
@@ -205,16 +213,11 @@ class Command:
 
     TYPE: ClassVar[str] = "command"
     command: str = attrs.field(validator=non_empty_str)
-    timeout_ms: int = attrs.field(validator=plain_int)
+    timeout_ms: int = attrs.field(validator=[plain_int, _non_negative])
     data: JSONObject | None = attrs.field(
         default=None, validator=attrs.validators.optional(json_object)
     )
     command_id: str = attrs.field(factory=new_id, validator=non_empty_str)
-
-    @timeout_ms.validator
-    def _non_negative(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if value < 0:
-            raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
     def to_json_obj(self) -> JSONObject:
         body: JSONObject = {

@@ -45,6 +45,7 @@ import trio
 
 try:
     import coredis
+    import coredis.exceptions
 except ImportError:  # pragma: no cover - the extra is not installed
     raise ImportError(
         "the Redis hand-off needs coredis 6 or later: pip install 'telcoflow-trio[redis]'"

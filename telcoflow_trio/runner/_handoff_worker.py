@@ -107,7 +107,7 @@ class Worker:
         self.handler = handler
         self.audio = audio
         self.tls = tls
-        self.transport = transport
+        self.transport: Transport = transport
         self.reclaim_idle = reclaim_idle
         self.slots = trio.Semaphore(max_calls)
         self.nursery: trio.Nursery | None = None
