@@ -44,6 +44,11 @@ class Inbox:
 
     # ── the reader's side ───────────────────────────────────────────────────────────────
 
+    @property
+    def handing(self) -> bool:
+        """Whether :meth:`put` calls ``receive_each``'s handler now (synchronously)."""
+        return self._handler is not None
+
     def put_nowait(self, message: str | bytes) -> None:
         """:meth:`put` for an unbounded inbox; raises ``trio.WouldBlock`` if it is full."""
         handler = self._handler

@@ -21,6 +21,7 @@ import trio_websocket
 
 from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
+from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
 from ._transport import MessageSocket, SocketClosed, WriteFailures, refusal_error
 
@@ -35,24 +36,47 @@ class _Feed:
     our :class:`~telcoflow_trio._inbox.Inbox` instead: so ``receive_each``'s handler
     runs in that reader task, with no hop through the channel and a task of the owner's.
 
+    While the handler runs, the socket can take a binary message at once
+    (:meth:`TrioWebSocket.send_now`): the reader task writes it as soon as the handler
+    returns, before it reads on. So a pull request is answered in the task that read it.
+
     It has what the reader uses of the channel: ``send``, ``aclose`` (the peer closed) and
     ``async with`` (the reader ended). Installed only where that attribute is the memory
     channel this was written against (trio-websocket 0.12); elsewhere the socket
     reads with ``get_message`` as before (:attr:`TrioWebSocket.fed` says which).
     """
 
-    __slots__ = ("_inbox", "send")
+    __slots__ = ("_inbox", "delivering", "due", "write_due")
 
     def __init__(self, inbox: Inbox) -> None:
         self._inbox = inbox
-        self.send = inbox.put
+        self.delivering = False
+        """The handler is running, in the reader task: a message can be left in ``due``."""
+        self.due: bytes | None = None
+        self.write_due: Callable[[bytes], Awaitable[None]] | None = None
 
     @staticmethod
-    def install(connection: trio_websocket.WebSocketConnection, inbox: Inbox) -> bool:
+    def install(connection: trio_websocket.WebSocketConnection, inbox: Inbox) -> _Feed | None:
         if not isinstance(getattr(connection, "_send_channel", None), trio.MemorySendChannel):
-            return False
-        setattr(connection, "_send_channel", _Feed(inbox))  # noqa: B010 (a private attribute)
-        return True
+            return None
+        feed = _Feed(inbox)
+        setattr(connection, "_send_channel", feed)  # noqa: B010 (a private attribute)
+        return feed
+
+    async def send(self, message: str | bytes) -> None:  # noqa: ASYNC910 (the reader's reads are its checkpoints, as in Inbox.put)
+        inbox = self._inbox
+        if not inbox.handing:
+            await inbox.put(message)
+            return
+        self.delivering = True
+        try:
+            inbox.put_nowait(message)  # the handler, here and now
+        finally:
+            self.delivering = False
+        due = self.due
+        if due is not None and self.write_due is not None:
+            self.due = None
+            await self.write_due(due)
 
     async def aclose(self) -> None:
         self._inbox.end()
@@ -81,7 +105,7 @@ class _TaskHost:
         self._nursery = nursery
         self._connection: trio_websocket.WebSocketConnection | None = None
         self.inbox = Inbox(message_queue_size, self.closed_socket)
-        self.fed = False
+        self.feed: _Feed | None = None
         self._scopes: set[trio.CancelScope] = set()
         self._cancelled = False
         self.error: Exception | None = None
@@ -94,7 +118,7 @@ class _TaskHost:
         if isinstance(connection, trio_websocket.WebSocketConnection):
             self._connection = connection
             # Before the reader first runs, so that every message goes through the feed.
-            self.fed = _Feed.install(connection, self.inbox)
+            self.feed = _Feed.install(connection, self.inbox)
 
         async def reader() -> None:
             try:
@@ -163,7 +187,10 @@ class TrioWebSocket(MessageSocket):
         self._closed = False
         self._failures = WriteFailures(what)
         self._pings: set[_Ping] = set()
+        self._writes = 0  # in progress, ours and our pings (send_now waits for none)
         host.on_reader_done = self._wake_pings
+        if host.feed is not None:
+            host.feed.write_due = self._write_due
 
     def __repr__(self) -> str:
         return f"<TrioWebSocket {self._what} closed={self.closed}>"
@@ -185,7 +212,11 @@ class TrioWebSocket(MessageSocket):
             with trio.CancelScope(
                 shield=True, deadline=trio.current_time() + _transport.WRITE_TIMEOUT
             ):
-                await self._ws.send_message(message)
+                self._writes += 1
+                try:
+                    await self._ws.send_message(message)
+                finally:
+                    self._writes -= 1
                 written = True
         except trio_websocket.ConnectionClosed:
             raise self._failures.closed() from None
@@ -197,13 +228,39 @@ class TrioWebSocket(MessageSocket):
         if not written:
             raise self._failures.stuck()
 
+    def can_send_now(self) -> bool:
+        # Only from the handler, in the reader task (see _Feed), with no write under way.
+        feed = self._host.feed
+        return (
+            feed is not None
+            and feed.delivering
+            and feed.due is None
+            and not self._writes
+            and not self.closed
+        )
+
+    def send_now(self, message: bytes) -> None:
+        """Leave ``message`` for the reader task, which writes it (as :meth:`send` does)
+        as soon as the handler returns, before it reads on and before any other write;
+        a failure then closes the socket, which its owner sees next."""
+        feed = self._host.feed
+        if feed is None or not self.can_send_now():
+            raise RuntimeError("send_now() without can_send_now()")
+        feed.due = message
+
+    async def _write_due(self, message: bytes) -> None:  # noqa: ASYNC910 (private; send is the checkpoint)
+        try:
+            await self.send(message)
+        except WSSConnectionError:
+            logger.debug("%s: a message left by send_now was not written", self._what)
+
     @property
     def fed(self) -> bool:
         """Messages come through our inbox (:class:`_Feed`), not trio-websocket's channel."""
-        return self._host.fed
+        return self._host.feed is not None
 
     async def receive(self) -> str | bytes:
-        if self._host.fed:
+        if self._host.feed is not None:
             return await self._host.inbox.receive()
         try:
             return await self._ws.get_message()
@@ -212,7 +269,7 @@ class TrioWebSocket(MessageSocket):
             raise SocketClosed(why.code if why else None, why.reason if why else None) from None
 
     async def receive_each(self, handler: MessageHandler) -> NoReturn:
-        if self._host.fed:
+        if self._host.feed is not None:
             await self._host.inbox.receive_each(handler)
         await super().receive_each(handler)
 
@@ -237,6 +294,7 @@ class TrioWebSocket(MessageSocket):
             ping.answered.set()
             await trio.lowlevel.checkpoint()
             return
+        self._writes += 1
         try:
             await self._ws.ping()
         except trio_websocket.ConnectionClosed:
@@ -245,6 +303,7 @@ class TrioWebSocket(MessageSocket):
         else:
             ping.pong = True
         finally:
+            self._writes -= 1
             ping.answered.set()
 
     def _wake_pings(self) -> None:

@@ -233,6 +233,88 @@ async def test_a_handler_error_comes_out_of_receive_each_and_the_socket_still_cl
     assert fake.close_frames == 1
 
 
+# ── the default engine's write at once (pull requests answered by the reader) ─────────
+
+
+async def test_the_default_engine_takes_a_message_at_once_only_from_its_handler() -> None:
+    fake = FakeTransport()
+    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+        assert not sock.can_send_now()  # not in the reader's handler
+        with pytest.raises(RuntimeError, match="can_send_now"):
+            sock.send_now(b"\x00no")
+        written_then: list[list[str | bytes]] = []
+        tasks: set[trio.lowlevel.Task] = set()
+
+        def handler(message: str | bytes) -> None:
+            tasks.add(trio.lowlevel.current_task())
+            written_then.append(list(fake.messages))
+            if message == "pull":
+                assert sock.can_send_now()
+                sock.send_now(b"\x00answer")
+                assert not sock.can_send_now()  # one at a time
+
+        async with trio.open_nursery() as nursery:
+
+            async def own() -> None:
+                with pytest.raises(SocketClosed):
+                    await sock.receive_each(handler)
+
+            nursery.start_soon(own)
+            await trio.testing.wait_all_tasks_blocked()
+            fake.send_to_client("pull")
+            fake.send_to_client("next")
+            await trio.testing.wait_all_tasks_blocked()
+            fake.close_from_server(1000)
+        # Written by the reader after the handler returned and before it read on.
+        assert written_then == [[], [b"\x00answer"]]
+        assert len(tasks) == 1
+        assert fake.messages == [b"\x00answer"]
+
+
+async def test_the_default_engine_takes_nothing_at_once_while_a_write_is_under_way() -> None:
+    fake = FakeTransport()
+    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+        answers: list[bool] = []
+        async with trio.open_nursery() as nursery:
+
+            async def own() -> None:
+                with pytest.raises(SocketClosed):
+                    await sock.receive_each(lambda message: answers.append(sock.can_send_now()))
+
+            nursery.start_soon(own)
+            fake.stall = True  # the next write stops halfway until unstall
+            nursery.start_soon(sock.send, b"\x00big")
+            await trio.testing.wait_all_tasks_blocked()
+            fake.send_to_client("pull")
+            await trio.testing.wait_all_tasks_blocked()
+            fake.stall = False
+            fake.unstall.set()
+            await trio.testing.wait_all_tasks_blocked()
+            fake.send_to_client("pull")
+            await trio.testing.wait_all_tasks_blocked()
+            fake.close_from_server(1000)
+        assert answers == [False, True]
+
+
+async def test_a_failed_write_at_once_closes_the_default_engines_socket() -> None:
+    fake = FakeTransport()
+    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+
+        def handler(message: str | bytes) -> None:
+            if sock.can_send_now():
+                fake.fail = True
+                sock.send_now(b"\x00lost")
+
+        fake.send_to_client("pull")  # queued: handed over in this task, then...
+        fake.send_to_client("pull")  # ...this one by the reader, which then writes
+        with trio.fail_after(5), pytest.raises(SocketClosed):
+            await sock.receive_each(handler)
+        assert fake.fail  # the handler did leave a message to write
+        assert sock.closed
+        await trio.testing.wait_all_tasks_blocked()  # the reader's abort, under way
+        assert fake.closed  # closed forcefully: nothing more is written to it
+
+
 # ── the voice plane: steps per incoming audio message ───────────────────────────────────
 
 
