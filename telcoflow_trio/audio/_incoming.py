@@ -66,14 +66,36 @@ FRAMES_PER_SECOND: Final = 50
 
 
 class _Channel:
-    __slots__ = ("channel_id", "chunks", "lot", "queued", "readers")
+    __slots__ = ("channel_id", "chunks", "queued", "readers", "waiting")
 
     def __init__(self, channel_id: int) -> None:
         self.channel_id: int = channel_id
         self.chunks: deque[bytes] = deque()
         self.queued: int = 0
         self.readers: int = 0
-        self.lot: trio.lowlevel.ParkingLot = trio.lowlevel.ParkingLot()
+        # Receivers' tasks waiting for a chunk, oldest first: a ParkingLot's park and
+        # unpark, without its generator and bookkeeping on every chunk delivered.
+        self.waiting: list[trio.lowlevel.Task] = []
+
+    async def wait(self) -> None:
+        """Until :meth:`wake_one` or :meth:`wake_all` picks this task (or it is cancelled)."""
+        task = trio.lowlevel.current_task()
+        waiting = self.waiting
+        waiting.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            waiting.remove(task)  # still there: woken tasks are not aborted
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def wake_one(self) -> None:
+        trio.lowlevel.reschedule(self.waiting.pop(0))
+
+    def wake_all(self) -> None:
+        waiting = self.waiting
+        while waiting:
+            trio.lowlevel.reschedule(waiting.pop(0))
 
 
 class IncomingAudio:
@@ -211,8 +233,8 @@ class IncomingAudio:
         self._queued += n
         self._used += cost
         self._chunks += 1
-        if channel.lot:
-            channel.lot.unpark()
+        if channel.waiting:
+            channel.wake_one()
 
     def _make_room(self, cost: int) -> None:
         slow = unread = 0
@@ -283,7 +305,7 @@ class IncomingAudio:
         for channel in list(self._channels.values()):
             if not channel.readers:
                 self._retire(channel)
-            channel.lot.unpark_all()
+            channel.wake_all()
         if self._dropped or self._unread:
             logger.debug(
                 "%s: incoming audio closed; %d bytes dropped (read too slowly), %d unread",
@@ -328,7 +350,7 @@ class IncomingAudio:
         if not channel.readers and (self._closed or channel.channel_id != PRIMARY_CHANNEL):
             self._retire(channel)
         # Wakes the closed receiver's waiting tasks (the others look again and wait on).
-        channel.lot.unpark_all()
+        channel.wake_all()
 
 
 def _queued_of(channel: _Channel) -> int:
@@ -380,7 +402,7 @@ class IncomingReceiver(trio.abc.ReceiveChannel[bytes]):
             return chunk
         while True:
             # Woken by a delivery, a close, or another receiver's close: look again.
-            await channel.lot.park()
+            await channel.wait()
             if channel.chunks and not self._closed:
                 return self._owner._take(channel)
             try:

@@ -8,6 +8,7 @@ that the generator notices).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -69,10 +70,9 @@ async def _serve(
 
     async def counted(call: tf.Call) -> None:
         nonlocal finished
-        try:
+        # The hang-up may come between a chunk and its echo: an agent's normal end.
+        with contextlib.suppress(tf.WSSCallClosedError):
             await handler(call)
-        except tf.WSSCallClosedError:
-            pass  # the hang-up came between a chunk and its echo: an agent's normal end
         finished += 1
         if finished == calls:
             all_finished.set()
