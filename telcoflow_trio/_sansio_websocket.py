@@ -170,6 +170,9 @@ class SansIOWebSocket(MessageSocket):
         self._pending: deque[str | bytes] = deque()
         self._flush_due = False
         self._end_due = False
+        # The socket's own task is in _absorb: send_now leaves a message for it to write
+        # right after (_settle), before it reads on (a TLS socket's way to answer at once).
+        self._reading = False
         self._failed = False
         self._stopped = False
 
@@ -269,7 +272,7 @@ class SansIOWebSocket(MessageSocket):
 
     def can_send_now(self) -> bool:
         return (
-            self._fd >= 0
+            (self._fd >= 0 or self._reading)
             and not self._tail
             and not self._lock.locked()
             and not self._closed
@@ -281,8 +284,14 @@ class SansIOWebSocket(MessageSocket):
         if not self.can_send_now():
             raise RuntimeError("send_now() without can_send_now()")
         self._protocol.send_binary(message)
+        data = b"".join(self._protocol.data_to_send())
+        if self._fd < 0:
+            # Not plain TCP (TLS): the reading task writes it as it settles this read.
+            self._tail = data
+            self._flush_due = True
+            return
         try:
-            rest = self._write_what_fits(b"".join(self._protocol.data_to_send()))
+            rest = self._write_what_fits(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # How much reached the stream is unknown: nothing more may be written to it.
             self._mark_broken()
@@ -344,7 +353,11 @@ class SansIOWebSocket(MessageSocket):
                         data = await receive_some(RECEIVE_BYTES)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         break
-                    self._absorb(data)
+                    self._reading = True
+                    try:
+                        self._absorb(data)
+                    finally:
+                        self._reading = False
                 if not await self._settle():
                     break
         except Exception:

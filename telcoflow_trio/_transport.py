@@ -92,14 +92,14 @@ class MessageSocket(abc.ABC):
         """Whether :meth:`send_now` would take a message at once (no write in progress).
 
         False for an engine without such a path (the in-memory socket). The ``websockets``
-        engine takes one on plain TCP; trio-websocket only from ``receive_each``'s handler,
-        in its reader task."""
+        engine takes one at any time on plain TCP; over TLS, and on trio-websocket, only
+        from ``receive_each``'s handler, in the reader task."""
         return False
 
     def send_now(self, message: bytes) -> None:
         """Write one binary message at once, from synchronous code, whole: what the socket
-        does not take now is written before anything else, by a task of the socket (for
-        trio-websocket, the reader, as soon as the handler returns).
+        does not take now is written before anything else, by a task of the socket (from
+        the handler: the reader, as soon as the handler returns).
 
         Only after :meth:`can_send_now` said True, with no schedule point between. Raises
         ``WSSConnectionError`` when the socket is closed or the write failed (the socket is

@@ -233,12 +233,15 @@ async def test_a_handler_error_comes_out_of_receive_each_and_the_socket_still_cl
     assert fake.close_frames == 1
 
 
-# ── the default engine's write at once (pull requests answered by the reader) ─────────
+# ── a write at once from the handler (pull requests answered by the reader) ─────────────
+# Over a stream that is not plain TCP (as TLS is): trio-websocket, and the websockets
+# engine's socket reading itself, take it from the handler and write it before reading on.
 
 
-async def test_the_default_engine_takes_a_message_at_once_only_from_its_handler() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_message_is_taken_at_once_only_from_the_handler(engine: str) -> None:
     fake = FakeTransport()
-    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+    async with ENGINES[engine](fake, URL, {}, what="test plane") as sock:
         assert not sock.can_send_now()  # not in the reader's handler
         with pytest.raises(RuntimeError, match="can_send_now"):
             sock.send_now(b"\x00no")
@@ -271,9 +274,10 @@ async def test_the_default_engine_takes_a_message_at_once_only_from_its_handler(
         assert fake.messages == [b"\x00answer"]
 
 
-async def test_the_default_engine_takes_nothing_at_once_while_a_write_is_under_way() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_nothing_is_taken_at_once_while_a_write_is_under_way(engine: str) -> None:
     fake = FakeTransport()
-    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+    async with ENGINES[engine](fake, URL, {}, what="test plane") as sock:
         answers: list[bool] = []
         async with trio.open_nursery() as nursery:
 
@@ -296,9 +300,10 @@ async def test_the_default_engine_takes_nothing_at_once_while_a_write_is_under_w
         assert answers == [False, True]
 
 
-async def test_a_failed_write_at_once_closes_the_default_engines_socket() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_failed_write_at_once_closes_the_socket(engine: str) -> None:
     fake = FakeTransport()
-    async with _websocket.wrap_stream(fake, URL, {}, what="test plane") as sock:
+    async with ENGINES[engine](fake, URL, {}, what="test plane") as sock:
 
         def handler(message: str | bytes) -> None:
             if sock.can_send_now():

@@ -17,7 +17,7 @@ import trustme
 
 import telcoflow_trio as tf
 from telcoflow_trio import _sansio_websocket, _websocket
-from telcoflow_trio._config import TRANSPORTS
+from telcoflow_trio._config import TRANSPORTS, Transport
 from telcoflow_trio._connectors import connector_for
 from telcoflow_trio._readhub import ReadHub
 from telcoflow_trio._transport import Connector, MessageSocket
@@ -122,7 +122,11 @@ async def test_the_manager_opens_both_planes_with_the_configured_engine(
         assert hubs == [None, None]
 
 
-async def test_an_mtls_call_over_the_websockets_engine(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_mtls_call_echoes_byte_exact_on_each_engine(
+    transport: Transport, tmp_path: Path
+) -> None:
+    # Over TLS the pulls are answered by each socket's reader (see test_message_path).
     ca = trustme.CA()
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server)
@@ -139,7 +143,7 @@ async def test_an_mtls_call_over_the_websockets_engine(tmp_path: Path) -> None:
             key_path=paths["key"],
             ca_bundle=paths["ca"],
             base_url=sb.url,
-            transport="websockets",
+            transport=transport,
         )
         with trio.fail_after(20):
             async with tf.SessionManager(config) as sm:
