@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from ._transport import MessageSocket
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "SocketTasks",
     "WrapStream",
     "close_forcefully",
     "connect_stream",
@@ -32,6 +33,47 @@ __all__ = [
 
 CONNECT_TIMEOUT: Final = 10.0
 """One deadline for connecting: TCP, TLS and the upgrade together."""
+
+
+class SocketTasks:
+    """A socket's own tasks (its reader, pings, writes left to a task), in its nursery.
+
+    Each runs shielded from outside cancellation, so that no frame a task writes is cut by
+    its owner's cancellation and the reader can still read the peer's close reply while the
+    owner is being cancelled. The engine's ``wrap_stream`` ends them on every exit path: it
+    closes the stream, then calls :meth:`cancel`.
+    """
+
+    __slots__ = ("_cancelled", "_nursery", "_scopes")
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._scopes: set[trio.CancelScope] = set()
+        self._cancelled = False
+
+    def spawn(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
+        scope = trio.CancelScope(shield=True)
+        if self._cancelled:
+            scope.cancel()
+        self._scopes.add(scope)
+
+        # Protected from KeyboardInterrupt as trio's own tasks are: Ctrl+C raised in a
+        # socket reader would look like a lost connection.
+        @trio.lowlevel.enable_ki_protection
+        async def shielded() -> None:
+            try:
+                with scope:
+                    await fn()
+            finally:
+                self._scopes.discard(scope)
+
+        self._nursery.start_soon(shielded, name=name or fn)
+
+    def cancel(self) -> None:
+        """End every task, now and any spawned later."""
+        self._cancelled = True
+        for scope in self._scopes:
+            scope.cancel()
 
 
 def target(url: str) -> tuple[str, int, str, str]:

@@ -27,7 +27,7 @@ import logging
 import os
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Final, NoReturn
@@ -45,7 +45,14 @@ from websockets.uri import WebSocketURI
 from websockets.version import version as websockets_version
 
 from . import _connect, _transport
-from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
+from ._connect import (
+    SocketTasks,
+    close_forcefully,
+    handshake_failure,
+    host_port,
+    open_over,
+    target,
+)
 from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
 from ._readhub import ReadHub
@@ -135,7 +142,6 @@ class SansIOWebSocket(MessageSocket):
     ) -> None:
         self._protocol = protocol
         self._stream = stream
-        self._nursery = nursery
         self._what = what
         self._lock = trio.Lock()
         self._closed = False
@@ -145,8 +151,7 @@ class SansIOWebSocket(MessageSocket):
         self._failures = WriteFailures(what)
         # Framed by send_now and not yet taken by the socket: written before anything else.
         self._tail = b""
-        self._scopes: set[trio.CancelScope] = set()
-        self._tasks_cancelled = False
+        self._tasks = SocketTasks(nursery)
         self._inbox = Inbox(message_queue_size, self._closed_socket)
         self._parts: list[BytesLike] = []
         self._parts_text = False
@@ -295,12 +300,12 @@ class SansIOWebSocket(MessageSocket):
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # How much reached the stream is unknown: nothing more may be written to it.
             self._mark_broken()
-            self._spawn(self.abort)
+            self._tasks.spawn(self.abort)
             raise self._failures.closed() from None
         if rest:
             # The rest goes out first, by a task of ours, under the lock and its deadline.
             self._tail = rest
-            self._spawn(self._flush)
+            self._tasks.spawn(self._flush)
 
     def _write_what_fits(self, data: bytes) -> bytes:
         """Write what a plain-TCP socket takes at once, without a trip through the
@@ -564,7 +569,7 @@ class SansIOWebSocket(MessageSocket):
         self._pings[payload] = ping
         # The ping frame is written by a task of the connection, so the caller's deadline
         # cuts only the wait for the pong, never the frame.
-        self._spawn(partial(self._send_ping, payload, ping))
+        self._tasks.spawn(partial(self._send_ping, payload, ping))
         try:
             await ping.answered.wait()
         finally:
@@ -632,36 +637,6 @@ class SansIOWebSocket(MessageSocket):
         self._wake()  # a reader waiting for the hub sees the end
 
     # ── tasks ───────────────────────────────────────────────────────────────────────────
-
-    def _spawn(self, fn: Callable[[], Awaitable[object]]) -> None:
-        """Run ``fn`` in the socket's nursery, shielded from outside cancellation.
-
-        Shielded so that no frame a task writes is cut by its owner's cancellation, and so
-        that the reader can still read the peer's close reply while the owner is being
-        cancelled. :func:`wrap_stream` ends them on every exit path: it closes the stream,
-        then calls :meth:`_cancel_tasks`.
-        """
-        scope = trio.CancelScope(shield=True)
-        if self._tasks_cancelled:
-            scope.cancel()
-        self._scopes.add(scope)
-
-        # Protected from KeyboardInterrupt as trio's own tasks are: Ctrl+C raised in a
-        # socket reader would look like a lost connection.
-        @trio.lowlevel.enable_ki_protection
-        async def shielded() -> None:
-            try:
-                with scope:
-                    await fn()
-            finally:
-                self._scopes.discard(scope)
-
-        self._nursery.start_soon(shielded, name=fn)
-
-    def _cancel_tasks(self) -> None:
-        self._tasks_cancelled = True
-        for scope in self._scopes:
-            scope.cancel()
 
     def _handshake_error(
         self, what: str, where: str, secrets: tuple[str, ...], timed_out: bool
@@ -733,7 +708,7 @@ async def wrap_stream(
         protocol, stream, nursery, what=what, message_queue_size=message_queue_size, hub=hub
     )
     try:
-        sock._spawn(sock._read)
+        sock._tasks.spawn(sock._read)
         with trio.move_on_at(deadline) as timer:
             await sock._handshake_over.wait()
         if protocol.handshake_exc is not None or sock._response is None:
@@ -745,7 +720,7 @@ async def wrap_stream(
     finally:
         # Nothing here may raise before the nursery is exited, in this task, in order.
         await close_forcefully(stream)
-        sock._cancel_tasks()
+        sock._tasks.cancel()
         await nursery_manager.__aexit__(None, None, None)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import trio
 import trio_websocket
 
+from ._connect import SocketTasks
 from ._inbox import Inbox
 from ._transport import SocketClosed
 
@@ -79,7 +80,7 @@ class Feed:
         await self.aclose()
 
 
-class TaskHost:
+class TaskHost(SocketTasks):
     """Stands in for the nursery trio-websocket starts its reader task in; hosts our pings.
 
     Each task runs shielded from outside cancellation, so no frame it writes (the upgrade
@@ -91,12 +92,10 @@ class TaskHost:
     """
 
     def __init__(self, nursery: trio.Nursery, message_queue_size: int) -> None:
-        self._nursery = nursery
+        super().__init__(nursery)
         self._connection: trio_websocket.WebSocketConnection | None = None
         self.inbox = Inbox(message_queue_size, self.closed_socket)
         self.feed: Feed | None = None
-        self._scopes: set[trio.CancelScope] = set()
-        self._cancelled = False
         self.error: Exception | None = None
         self.reader_done = trio.Event()
         self.on_reader_done: Callable[[], None] | None = None
@@ -128,26 +127,3 @@ class TaskHost:
         """The end of the messages, with the close code and reason if there were any."""
         why = self._connection.closed if self._connection is not None else None
         return SocketClosed(why.code, why.reason) if why is not None else SocketClosed()
-
-    def spawn(self, fn: Callable[[], Awaitable[object]], *, name: object = None) -> None:
-        scope = trio.CancelScope(shield=True)
-        if self._cancelled:
-            scope.cancel()
-        self._scopes.add(scope)
-
-        # Protected from KeyboardInterrupt as trio's own tasks are: Ctrl+C raised in a
-        # socket reader would look like a lost connection.
-        @trio.lowlevel.enable_ki_protection
-        async def shielded() -> None:
-            try:
-                with scope:
-                    await fn()
-            finally:
-                self._scopes.discard(scope)
-
-        self._nursery.start_soon(shielded, name=name or fn)
-
-    def cancel(self) -> None:
-        self._cancelled = True
-        for scope in self._scopes:
-            scope.cancel()
