@@ -133,11 +133,14 @@ async def serve(handler: Handler, config: SessionManagerConfig, options: RunOpti
         ``run`` extra installed.
     """
     metrics = _open_metrics(options)
+    lifeline = _lifeline()
     health = _Health()
     startup = trio.CancelScope()
     signals = ShutdownSignals(options.drain_timeout, startup.cancel)
     async with trio.open_nursery() as nursery:
         await nursery.start(signals.watch)
+        if lifeline is not None:
+            nursery.start_soon(_watch_lifeline, lifeline, signals)
         if options.http_port is not None:
             assert metrics is not None
             from ._http import serve_http
@@ -156,6 +159,34 @@ async def serve(handler: Handler, config: SessionManagerConfig, options: RunOpti
             await _serve_calls(handler, config, options, signals, health, metrics)
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _lifeline() -> int | None:
+    """The pipe end a supervisor gave this worker (see ``_supervisor``), taken out of the
+    environment so that nothing this process starts inherits the setting."""
+    from ._supervisor import LIFELINE_ENV
+
+    text = os.environ.pop(LIFELINE_ENV, None)
+    if text is None:
+        return None
+    try:
+        fd = int(text)
+        os.fstat(fd)
+    except (ValueError, OSError):
+        raise RunConfigError(
+            f"{LIFELINE_ENV} must be the number of an open pipe from the supervisor, got {text!r}"
+        ) from None
+    return fd
+
+
+async def _watch_lifeline(fd: int, signals: ShutdownSignals) -> None:
+    """Drain once the supervisor is gone: its end of the pipe closes however it dies."""
+    try:
+        await trio.lowlevel.wait_readable(fd)
+        logger.warning("the supervisor is gone: this worker drains and exits")
+        signals.supervisor_gone()
+    finally:
+        os.close(fd)
 
 
 async def _serve_calls(  # noqa: ASYNC910 (private; SessionManager's entry checkpoints)

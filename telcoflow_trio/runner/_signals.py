@@ -70,7 +70,13 @@ class ShutdownSignals:
     def handle(self, signum: int) -> None:
         """Act on one signal (what :meth:`watch` does for each one received)."""
         self.received += 1
-        name = _name(signum)
+        self._shut_down(_name(signum))
+
+    def supervisor_gone(self) -> None:
+        """This worker's supervisor died (its lifeline closed): act as on a first signal."""
+        self._shut_down("supervisor gone")
+
+    def _shut_down(self, name: str) -> None:
         server = self._server
         if self._stopping:
             logger.info("%s: already stopping", name)

@@ -24,7 +24,10 @@ terminal, then forwarded) and taking it for the second signal.
 
 If :meth:`Supervisor.run` is cancelled, every worker is stopped (SIGTERM twice, SIGKILL after
 ``cancel_grace`` seconds) and reaped before the cancellation goes on: no zombie, no orphan. A
-SIGKILL to the supervisor itself cannot be caught; its workers then live on without it.
+SIGKILL to the supervisor itself cannot be caught, so each worker also gets a lifeline: the
+read end of a pipe whose write end only the supervisor holds (its number in
+``TELCOFLOW_SUPERVISOR_FD``). However the supervisor dies, the kernel closes the write end, the
+worker reads the end of the pipe and drains as on a first SIGTERM.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from ._cgroup import cpu_count, cpu_load
 from ._errors import RunConfigError
 
 __all__ = [
+    "LIFELINE_ENV",
     "MULTIPROC_DIR_ENV",
     "WORKER_INDEX_ENV",
     "Backoff",
@@ -56,6 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WORKER_INDEX_ENV = "TELCOFLOW_WORKER_INDEX"
+LIFELINE_ENV = "TELCOFLOW_SUPERVISOR_FD"
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # A forwarded second SIGTERM sent right after the first could be merged with it by the
@@ -164,6 +169,8 @@ class Supervisor:
         self._cancel_grace = _nonnegative(cancel_grace, "cancel_grace")
         self._handle_signals = handle_signals
         self._live: dict[int, trio.Process] = {}
+        # Each live worker's lifeline: the write end, held only here (see the module docs).
+        self._lifelines: dict[int, int] = {}
         self._status: dict[int, int] = {}  # the last exit status of each worker index
         self._draining = False
         self._closing = False
@@ -257,6 +264,10 @@ class Supervisor:
                         workers.start_soon(self._keep, index, nursery.cancel_scope)
                 nursery.cancel_scope.cancel()
         finally:
+            # Every worker was reaped (closing its lifeline); any left would now drain.
+            for held in self._lifelines.values():
+                os.close(held)
+            self._lifelines.clear()
             self._dir = None
             if own_dir is not None:
                 shutil.rmtree(own_dir, ignore_errors=True)
@@ -340,11 +351,22 @@ class Supervisor:
         if not argv:
             raise ValueError(f"argv_for({index}) returned an empty command")
         assert self._dir is not None
-        env = {**self._env, WORKER_INDEX_ENV: str(index), MULTIPROC_DIR_ENV: self._dir}
+        lifeline, held = os.pipe()  # neither is inherited but as pass_fds says
+        env = {
+            **self._env,
+            WORKER_INDEX_ENV: str(index),
+            MULTIPROC_DIR_ENV: self._dir,
+            LIFELINE_ENV: str(lifeline),
+        }
         try:
             # process_group=0: see the module docstring (a terminal's Ctrl-C).
-            proc = await trio.lowlevel.open_process(argv, env=env, process_group=0)
-        except OSError as exc:
+            proc = await trio.lowlevel.open_process(
+                argv, env=env, process_group=0, pass_fds=(lifeline,)
+            )
+        except BaseException as exc:
+            os.close(held)
+            if not isinstance(exc, OSError):
+                raise
             reason = exc.strerror or str(exc)
             if index not in self._status:
                 raise RunConfigError(
@@ -353,7 +375,10 @@ class Supervisor:
             logger.error("worker %d: cannot restart %r: %s", index, argv[0], reason)
             await trio.lowlevel.checkpoint()
             return None
+        finally:
+            os.close(lifeline)
         self._live[index] = proc
+        self._lifelines[index] = held
         logger.info("worker %d started (pid %d)", index, proc.pid)
         # A worker started while the signals went out has not had them.
         if self._killing:
@@ -370,6 +395,7 @@ class Supervisor:
                 with trio.CancelScope(shield=True):
                     await self._stop(index, proc)
             del self._live[index]
+            os.close(self._lifelines.pop(index))
             self._mark_dead(proc.pid)
 
     async def _stop(self, index: int, proc: trio.Process) -> None:

@@ -6,6 +6,7 @@ line. Readiness is waited for on the sandbox or on the child's stderr, never by 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -83,6 +84,11 @@ class Runner:
             seen = len(self.lines)
             if self.eof:
                 raise AssertionError("the runner exited:\n" + "\n".join(self.lines))
+            await self._changed.wait()
+
+    async def wait_eof(self) -> None:
+        """Until every process holding the log pipe has closed it (they all exited)."""
+        while not self.eof:
             await self._changed.wait()
 
     def answered(self) -> list[str]:
@@ -378,6 +384,51 @@ async def test_a_killed_worker_is_restarted_and_its_call_taken_over(sandbox: San
             assert await runner.exit_status() == 0
     assert all(call.ended_by is EndedBy.CALLER_HANGUP for call in calls)
     assert len(runner.answered()) == 3
+
+
+async def _wait_exit(pid: int) -> None:
+    """Until ``pid``, not our child, has exited (a pidfd is readable from then on)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        await trio.lowlevel.checkpoint()
+        return  # exited and reaped already
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+async def test_workers_drain_and_exit_when_the_supervisor_is_killed(sandbox: Sandbox) -> None:
+    args = (AGENT, "--workers", "2", "--max-calls", "1")
+    workers: list[int] = []
+    try:
+        with trio.fail_after(WAIT):
+            async with open_runner(sandbox_env(sandbox), *args) as runner:
+                await sandbox.wait_control_connections(2)
+                for i in range(2):
+                    line = await runner.wait_line(lambda line, i=i: f"worker {i} started" in line)  # type: ignore[misc]
+                    workers.append(int(line.rpartition("(pid ")[2].rstrip(")")))
+                call = await sandbox.place_call(caller="+15550000031")
+                await call.wait_answered()
+                runner.signal(signal.SIGKILL)  # the supervisor: nothing of it runs on
+                assert await runner.exit_status() == -signal.SIGKILL
+                # Each worker reads the end of its lifeline and drains: the idle one exits,
+                # the other serves its call to the end, then exits.
+                for _ in workers:
+                    await runner.wait_line(lambda line: "supervisor gone: draining" in line)
+                assert call.state is CallerState.LIVE
+                await call.hang_up()
+                await runner.wait_eof()  # the workers hold the log pipe until they exit
+                while workers:
+                    await _wait_exit(workers[0])
+                    del workers[0]
+    finally:
+        for pid in workers:  # failed: leave no orphan behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert call.ended_by is EndedBy.CALLER_HANGUP
+    assert any("drained" in line for line in runner.lines)
 
 
 def _fake_env() -> dict[str, str]:
