@@ -41,7 +41,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy in strict mode over the package and the tests; pyright over the package."""
     session.install("-e", ".[test]", "mypy>=1.11", "nox>=2024.4")
     session.run("mypy")
-    session.run("python", "-m", "pyright")
+    session.run("python", "-m", "pyright", "-p", "pyproject.toml")
 
 
 @nox.session(python=PYTHON)

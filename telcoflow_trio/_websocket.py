@@ -13,16 +13,20 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from typing import NoReturn, cast
+from typing import NoReturn, TypeAlias, cast
 
 import attrs
 import trio
 import trio_websocket
+import wsproto  # trio-websocket's protocol library (see _direct_parts)
+from wsproto.connection import ConnectionState
+from wsproto.events import BytesMessage, TextMessage
 
 from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._inbox import MessageHandler
+from ._tcp import ReadyFirstStream
 from ._transport import MessageSocket, SocketClosed, WriteFailures, refusal_error
 from ._websocket_host import TaskHost
 
@@ -55,6 +59,7 @@ class TrioWebSocket(MessageSocket):
         self._failures = WriteFailures(what)
         self._pings: set[_Ping] = set()
         self._writes = 0  # in progress, ours and our pings (send_now waits for none)
+        self._direct = _direct_parts(ws, stream)
         host.on_reader_done = self._wake_pings
         if host.feed is not None:
             host.feed.write_due = self._write_due
@@ -69,7 +74,10 @@ class TrioWebSocket(MessageSocket):
     async def send(self, message: str | bytes) -> None:
         if not isinstance(message, str | bytes):
             raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
-        if self.closed:
+        direct = self._direct
+        # Refused before anything is written (the stream stays intact), also while the peer's
+        # close is being answered and trio-websocket has not yet marked the socket closed.
+        if self.closed or (direct is not None and direct[0].state is not ConnectionState.OPEN):
             await trio.lowlevel.checkpoint()
             raise self._failures.closed()
         written = False
@@ -81,11 +89,18 @@ class TrioWebSocket(MessageSocket):
             ):
                 self._writes += 1
                 try:
-                    await self._ws.send_message(message)
+                    if direct is not None:
+                        await _send_direct(direct, message)
+                    else:
+                        await self._ws.send_message(message)
                 finally:
                     self._writes -= 1
                 written = True
-        except trio_websocket.ConnectionClosed:
+        except (
+            trio_websocket.ConnectionClosed,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+        ):
             raise self._failures.closed() from None
         finally:
             if not written:
@@ -203,6 +218,47 @@ class TrioWebSocket(MessageSocket):
         self._closed = True
         self._wake_pings()
         await close_forcefully(self._stream)
+
+
+_Direct: TypeAlias = tuple[wsproto.WSConnection, trio.StrictFIFOLock, ReadyFirstStream]
+
+
+def _direct_parts(
+    ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream
+) -> _Direct | None:
+    """trio-websocket's protocol object and write lock, where they are what this was written
+    against (0.12) and the stream is plain TCP; else None (its ``send_message`` is used).
+
+    With them a message is framed and written under that lock as trio-websocket's own send
+    does, but what the socket takes at once is written before any schedule point: its send
+    yields on taking the free lock, and again in the socket's send, so the frame would wait
+    for a pass of the scheduler, and a pull request's answer with it.
+    """
+    protocol = getattr(ws, "_wsproto", None)
+    lock = getattr(ws, "_stream_lock", None)
+    if (
+        isinstance(stream, ReadyFirstStream)
+        and isinstance(protocol, wsproto.WSConnection)
+        and isinstance(lock, trio.StrictFIFOLock)
+    ):
+        return protocol, lock, stream
+    return None
+
+
+async def _send_direct(direct: _Direct, message: str | bytes) -> None:  # noqa: ASYNC910 (private; a schedule point only when it has to wait, as MessageSocket.send says)
+    protocol, lock, stream = direct
+    event = BytesMessage(data=message) if isinstance(message, bytes) else TextMessage(message)
+    data = protocol.send(event)
+    if lock.locked():
+        await lock.acquire()
+    else:
+        lock.acquire_nowait()
+    try:
+        sent = stream.send_nowait(data)
+        if sent < len(data):
+            await stream.send_all(data[sent:])
+    finally:
+        lock.release()
 
 
 async def _handshake(
