@@ -56,7 +56,7 @@ from ._connect import (
 from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
 from ._readhub import ReadHub
-from ._tcp import ReadyFirstStream
+from ._tcp import ReadyFirstStream, send_eagerly, write_what_fits
 from ._transport import MessageSocket, SocketClosed, WriteFailures, redact, refusal_error
 
 __all__ = [
@@ -261,7 +261,8 @@ class SansIOWebSocket(MessageSocket):
                         data = self._tail + b"".join(protocol.data_to_send())
                         self._tail = b""
                         if data:
-                            await self._write(data)
+                            # What the socket takes at once goes before any schedule point.
+                            await send_eagerly(self._stream, data)
                         outcome = _WRITTEN
                 finally:
                     lock.release()
@@ -296,7 +297,7 @@ class SansIOWebSocket(MessageSocket):
             self._flush_due = True
             return
         try:
-            rest = self._write_what_fits(data)
+            rest = write_what_fits(self._stream, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # How much reached the stream is unknown: nothing more may be written to it.
             self._mark_broken()
@@ -306,22 +307,6 @@ class SansIOWebSocket(MessageSocket):
             # The rest goes out first, by a task of ours, under the lock and its deadline.
             self._tail = rest
             self._tasks.spawn(self._flush)
-
-    def _write_what_fits(self, data: bytes) -> bytes:
-        """Write what a plain-TCP socket takes at once, without a trip through the
-        scheduler (a frame usually fits whole); return the rest."""
-        stream = self._stream
-        if not isinstance(stream, ReadyFirstStream):
-            return data
-        sent = stream.send_nowait(data)
-        return data[sent:] if sent < len(data) else b""
-
-    async def _write(self, data: bytes) -> None:  # noqa: ASYNC910 (private; see below)
-        """``send_all``, under the write lock; only what the socket does not take at once
-        (see :meth:`_write_what_fits`) waits in ``send_all``."""
-        rest = self._write_what_fits(data)
-        if rest:
-            await self._stream.send_all(rest)
 
     async def _flush(self) -> None:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
         """Write what the protocol queued by itself (the upgrade, pongs, close frames).

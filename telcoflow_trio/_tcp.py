@@ -22,7 +22,7 @@ import os
 
 import trio
 
-__all__ = ["ReadyFirstStream", "ready_first"]
+__all__ = ["ReadyFirstStream", "ready_first", "send_eagerly", "write_what_fits"]
 
 _RECEIVE_SIZE = 65536
 """What ``receive_some()`` asks for without a size: trio's own default."""
@@ -121,3 +121,23 @@ def ready_first(stream: trio.SocketStream) -> trio.abc.HalfCloseableStream:
     if os.name != "posix":
         return stream
     return ReadyFirstStream(stream)
+
+
+def write_what_fits(stream: trio.abc.Stream, data: bytes) -> bytes:
+    """Write what a :class:`ReadyFirstStream` takes at once, without a trip through the
+    scheduler (a frame usually fits whole); return the rest (all of it for another stream).
+
+    The caller holds its connection's write lock: no other write may be in progress.
+    """
+    if not isinstance(stream, ReadyFirstStream):
+        return data
+    sent = stream.send_nowait(data)
+    return data[sent:] if sent < len(data) else b""
+
+
+async def send_eagerly(stream: trio.abc.Stream, data: bytes) -> None:  # noqa: ASYNC910 (a schedule point only when the socket cannot take it all at once)
+    """``stream.send_all(data)``, but what the socket takes at once goes before any
+    schedule point (:func:`write_what_fits`). Called under the connection's write lock."""
+    rest = write_what_fits(stream, data)
+    if rest:
+        await stream.send_all(rest)

@@ -26,7 +26,7 @@ from . import _connect, _transport
 from ._connect import close_forcefully, handshake_failure, host_port, open_over, target
 from ._errors import WSSConnectionError
 from ._inbox import MessageHandler
-from ._tcp import ReadyFirstStream
+from ._tcp import ReadyFirstStream, send_eagerly
 from ._transport import MessageSocket, SocketClosed, WriteFailures, refusal_error
 from ._websocket_host import TaskHost
 
@@ -254,9 +254,7 @@ async def _send_direct(direct: _Direct, message: str | bytes) -> None:  # noqa: 
     else:
         lock.acquire_nowait()
     try:
-        sent = stream.send_nowait(data)
-        if sent < len(data):
-            await stream.send_all(data[sent:])
+        await send_eagerly(stream, data)
     finally:
         lock.release()
 

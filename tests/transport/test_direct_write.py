@@ -2,19 +2,27 @@
 trio-websocket's protocol object, under its write lock, but what the socket takes at once
 is written before any schedule point (``_websocket._send_direct``). Over another stream
 (TLS, or the recording fake here) it writes through trio-websocket's ``send_message``.
-Real sockets on 127.0.0.1; the peer is websockets' server protocol.
+Real sockets on 127.0.0.1; the peer is websockets' server protocol. Concurrent writers run
+over both engines: each frame goes out whole, in each writer's order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import pytest
 import trio
 import trio.testing
 from websockets.frames import Opcode
 
-from telcoflow_trio import _websocket
+from telcoflow_trio import _sansio_websocket, _websocket
+from telcoflow_trio._transport import MessageSocket
 
 from ._fake import FakeTransport
-from .test_sansio_engine import Peer, serve_one, url
+from ._peer import Peer, serve_one, url
+
+Open = Callable[..., AbstractAsyncContextManager[MessageSocket]]
 
 
 async def test_a_frame_the_socket_takes_is_written_without_a_schedule_point() -> None:
@@ -47,9 +55,8 @@ async def test_a_frame_bigger_than_the_socket_takes_goes_out_whole_before_the_ne
     async def peer_side(peer: Peer) -> None:
         await peer.handshake()
         await reading.wait()
-        while len(peer.frames) < 2:
-            await peer.read()
-        assert [(f.opcode, bytes(f.data)) for f in peer.frames[:2]] == [
+        frames = await peer.frames_until(2)
+        assert [(f.opcode, bytes(f.data)) for f in frames[:2]] == [
             (Opcode.BINARY, big),
             (Opcode.TEXT, b"after"),
         ]
@@ -70,34 +77,37 @@ async def test_a_frame_bigger_than_the_socket_takes_goes_out_whole_before_the_ne
             await done.wait()
 
 
-async def test_concurrent_writers_each_frame_goes_out_whole() -> None:
-    received: list[bytes] = []
+@pytest.mark.parametrize(
+    "open_websocket",
+    [_websocket.open_websocket, _sansio_websocket.open_websocket],
+    ids=["trio-websocket", "websockets"],
+)
+async def test_concurrent_writers_each_frame_goes_out_whole(open_websocket: Open) -> None:
     count = 50
+    received: list[bytes] = []
+    done = trio.Event()
 
     async def peer_side(peer: Peer) -> None:
         await peer.handshake()
-        while len(received) < 3 * count:
-            seen = len(peer.frames)
-            await peer.read()
-            assert not peer.eof, f"the end before every frame came: {len(received)}"
-            received.extend(bytes(f.data) for f in peer.frames[seen:])
+        received.extend(bytes(f.data) for f in await peer.frames_until(3 * count))
+        done.set()
         await peer.read_to_end()
 
     with trio.fail_after(10):
         async with (
             serve_one(peer_side) as port,
-            _websocket.open_websocket(url(port), {}, None, what="x") as sock,
+            open_websocket(url(port), {}, None, what="x") as sock,
         ):
+
+            async def write(tag: bytes) -> None:
+                for n in range(count):
+                    await sock.send(tag * (1000 + n))
+
             async with trio.open_nursery() as nursery:
                 for tag in (b"a", b"b", b"c"):
-
-                    async def write(tag: bytes) -> None:
-                        for n in range(count):
-                            await sock.send(tag * (1000 + n))
-
                     nursery.start_soon(write, tag)
-            while len(received) < 3 * count:  # noqa: ASYNC110 (bounded by fail_after)
-                await trio.sleep(0.001)
+            await done.wait()
+    assert len(received) == 3 * count
     for tag in (b"a", b"b", b"c"):
         assert [m for m in received if m[:1] == tag] == [tag * (1000 + n) for n in range(count)]
 

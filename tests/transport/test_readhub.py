@@ -25,7 +25,7 @@ from telcoflow_trio._sansio_websocket import SansIOWebSocket, wrap_stream
 from telcoflow_trio._tcp import ReadyFirstStream, ready_first
 from telcoflow_trio._transport import SocketClosed
 
-from .test_sansio_engine import HEADERS, Peer, frame, serve_one, url
+from ._peer import HEADERS, Peer, frame, serve_one, url
 
 
 @asynccontextmanager
@@ -256,9 +256,8 @@ async def test_send_now_writes_a_whole_message_in_order() -> None:
 
     async def peer_side(peer: Peer) -> None:
         await peer.handshake()
-        while len(peer.frames) < 2:
-            await peer.read()
-        assert [(f.opcode, bytes(f.data)) for f in peer.frames[:2]] == [
+        frames = await peer.frames_until(2)
+        assert [(f.opcode, bytes(f.data)) for f in frames[:2]] == [
             (Opcode.BINARY, audio),
             (Opcode.TEXT, b"then this"),
         ]
@@ -278,9 +277,8 @@ async def test_what_the_socket_does_not_take_at_once_goes_out_first() -> None:
     async def peer_side(peer: Peer) -> None:
         await peer.handshake()
         await reading.wait()
-        while len(peer.frames) < 2:
-            await peer.read()
-        assert [bytes(f.data) for f in peer.frames[:2]] == [big, b"after"]
+        frames = await peer.frames_until(2)
+        assert [bytes(f.data) for f in frames[:2]] == [big, b"after"]
         await peer.read_to_end()
 
     with trio.fail_after(20):

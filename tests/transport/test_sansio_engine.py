@@ -11,21 +11,15 @@ reading. Long waits run on an autojumping MockClock; nothing asserts wall-clock 
 from __future__ import annotations
 
 import logging
-import math
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from functools import partial
 
 import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Close, Opcode
 from websockets.http11 import Request
-from websockets.protocol import Event
-from websockets.server import ServerProtocol
 
 import telcoflow_trio as tf
 from telcoflow_trio import _sansio_websocket, _transport, _websocket
@@ -39,111 +33,7 @@ from telcoflow_trio._transport import SocketClosed
 from tests.transport_choice import WrapStream
 
 from ._fake import FakeTransport
-
-SECRET = "tok-sansio-secret"
-HEADERS = {"Authorization": f"Bearer {SECRET}"}
-
-
-def url(port: int) -> str:
-    return f"ws://127.0.0.1:{port}/v1/voice/call-1?token={SECRET}"
-
-
-class Peer:
-    """The server's end of one connection: ``ServerProtocol`` over a trio stream."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        quiet = _sansio_websocket._NoWireLog(logging.getLogger("tests.peer"), {})
-        self.protocol = ServerProtocol(max_size=None, logger=quiet)
-        self.request: Request | None = None
-        self.frames: list[Frame] = []
-        self.eof = False
-        self.auto_reply = True
-        """Write the protocol's own replies (pongs, close replies, then a TCP close) at once."""
-
-    async def handshake(self, status: int = 101, body: str = "") -> None:
-        while self.request is None:
-            await self.read()
-        if status == 101:
-            response = self.protocol.accept(self.request)
-        else:
-            response = self.protocol.reject(status, body)
-        self.protocol.send_response(response)
-        await self.flush()
-
-    async def flush(self) -> None:
-        chunks = self.protocol.data_to_send()
-        try:
-            if any(chunks):
-                await self.stream.send_all(b"".join(chunks))
-            if b"" in chunks:  # the protocol's signal to close TCP
-                await self.stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.eof = True
-        await trio.lowlevel.checkpoint()
-
-    async def read(self) -> list[Event]:
-        """One read from the client; what the server parsed from it (empty at the end)."""
-        try:
-            data = await self.stream.receive_some(65536)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
-        if not data:
-            self.eof = True
-            self.protocol.receive_eof()
-            return []
-        self.protocol.receive_data(data)
-        events = self.protocol.events_received()
-        for event in events:
-            if isinstance(event, Request):
-                self.request = event
-            elif isinstance(event, Frame):
-                self.frames.append(event)
-        if self.auto_reply and self.request is not None:
-            await self.flush()
-        return events
-
-    async def next_frame(self) -> Frame:
-        seen = len(self.frames)
-        while len(self.frames) == seen:
-            if self.eof:
-                raise AssertionError(f"no frame before the end; got {self.frames}")
-            await self.read()
-        return self.frames[seen]
-
-    async def read_to_end(self) -> None:
-        while not self.eof:
-            await self.read()
-
-    async def send_raw(self, data: bytes, *, pieces: int = 1) -> None:
-        """Write ``data`` as ``pieces`` separate writes, letting the client read in between."""
-        size = max(1, math.ceil(len(data) / pieces))
-        for start in range(0, len(data), size):
-            await self.stream.send_all(data[start : start + size])
-            await trio.testing.wait_all_tasks_blocked()
-
-    @property
-    def close_frames(self) -> list[Close]:
-        return [Close.parse(f.data) for f in self.frames if f.opcode is Opcode.CLOSE]
-
-
-def frame(opcode: Opcode, data: bytes, *, fin: bool = True) -> bytes:
-    """A server frame's bytes (unmasked), built as a server's protocol would."""
-    return Frame(opcode, data, fin).serialize(mask=False)
-
-
-@asynccontextmanager
-async def serve_one(handler: Callable[[Peer], Awaitable[None]]) -> AsyncIterator[int]:
-    """A TCP server on 127.0.0.1 port 0 running ``handler`` for each connection."""
-
-    async def connection(stream: trio.SocketStream) -> None:
-        async with stream:
-            await handler(Peer(stream))
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, connection, 0, host="127.0.0.1"))
-        yield listeners[0].socket.getsockname()[1]
-        nursery.cancel_scope.cancel()
+from ._peer import HEADERS, SECRET, Peer, frame, serve_one, url
 
 
 class Trickle(trio.abc.Stream):
@@ -566,40 +456,6 @@ async def test_a_close_frame_that_cannot_be_written_is_bounded_by_the_disconnect
         assert fake.closed
         assert fake.writes_after_close == 0
     assert [r for r in caplog.records if "stuck" in r.getMessage()] == []
-
-
-async def test_concurrent_writers_each_frame_goes_out_whole() -> None:
-    received: list[bytes] = []
-    count = 50
-
-    async def handler(peer: Peer) -> None:
-        await peer.handshake()
-        while len(received) < 3 * count:
-            # Every frame of each read: one read may hold several whole frames.
-            seen = len(peer.frames)
-            await peer.read()
-            assert not peer.eof, f"the end before every frame came: {len(received)}"
-            received.extend(bytes(f.data) for f in peer.frames[seen:])
-        await peer.read_to_end()
-
-    with trio.fail_after(10):
-        async with (
-            serve_one(handler) as port,
-            open_websocket(url(port), {}, None, what="x") as sock,
-        ):
-            async with trio.open_nursery() as nursery:
-                for writer in (b"a", b"b", b"c"):
-
-                    async def write(tag: bytes) -> None:
-                        for n in range(count):
-                            await sock.send(tag * (1000 + n))
-
-                    nursery.start_soon(write, writer)
-            while len(received) < 3 * count:  # noqa: ASYNC110 (bounded by fail_after)
-                await trio.sleep(0.001)
-    for tag in (b"a", b"b", b"c"):
-        mine = [m for m in received if m[:1] == tag]
-        assert mine == [tag * (1000 + n) for n in range(count)]
 
 
 # ── the module ────────────────────────────────────────────────────────────────────────
