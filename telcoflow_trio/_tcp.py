@@ -19,6 +19,8 @@ from __future__ import annotations
 import errno
 import operator
 import os
+import socket
+from collections.abc import Callable
 
 import trio
 
@@ -33,11 +35,18 @@ _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 class ReadyFirstStream(trio.abc.HalfCloseableStream):
     """A ``trio.SocketStream`` whose ``receive_some`` waits for readiness before reading."""
 
-    __slots__ = ("_receiving", "_stream")
+    __slots__ = ("_fileno", "_receiving", "_stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
         self._receiving = False
+        # The stdlib socket's own fileno where trio's socket wraps one, as it does today:
+        # asked twice per read and once per write, trio's wrapper method would be a Python
+        # call more each time. (-1 once closed, either way.)
+        raw = getattr(stream.socket, "_sock", None)
+        self._fileno: Callable[[], int] = (
+            raw.fileno if isinstance(raw, socket.socket) else stream.socket.fileno
+        )
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -55,13 +64,13 @@ class ReadyFirstStream(trio.abc.HalfCloseableStream):
         self._receiving = True
         try:
             while True:
-                fd = self._stream.socket.fileno()
+                fd = self._fileno()
                 if fd < 0:
                     # Still a checkpoint, as trio's own streams are on every path.
                     await trio.lowlevel.checkpoint()
                     raise trio.ClosedResourceError("this socket was already closed")
                 await trio.lowlevel.wait_readable(fd)
-                fd = self._stream.socket.fileno()
+                fd = self._fileno()
                 if fd < 0:
                     raise trio.ClosedResourceError("this socket was already closed")
                 try:
@@ -85,7 +94,7 @@ class ReadyFirstStream(trio.abc.HalfCloseableStream):
         Raises ``ClosedResourceError`` once the socket is closed, ``BrokenResourceError``
         if the connection broke.
         """
-        fd = self._stream.socket.fileno()
+        fd = self._fileno()
         if fd < 0:
             raise trio.ClosedResourceError("this socket was already closed")
         try:
