@@ -1,10 +1,10 @@
 """The read hub (``_readhub``): one task reads many plain-TCP sockets of the ``websockets``
-engine. Over real sockets on 127.0.0.1 port 0, with the sans-I/O server of
-``test_sansio_engine``: messages arrive whole and in order and are handed over in the hub's
-own task; a full queue stops reading without losing a message; pings, the peer's close and
-a TCP end work through the hub; a socket leaves the hub when it closes; and when the hub
-stops, every socket it watched goes on reading by itself. Also the engine's synchronous
-write (``send_now``), which the hub's task uses to answer pull requests at once.
+engine. Over real sockets on 127.0.0.1 port 0, with the sans-I/O server of ``_peer``:
+messages arrive whole and in order and are handed over in the hub's own task; a full queue
+stops reading without losing a message; pings, the peer's close and a TCP end work through
+the hub; a socket leaves the hub when it closes; and when the hub stops, every socket it
+watched goes on reading by itself. Also the engine's synchronous write (``send_now``),
+which the hub's task uses to answer pull requests at once.
 """
 
 from __future__ import annotations
