@@ -12,6 +12,12 @@ client runs at each N, ``ours`` back to back with each reference client (see
 is reported. RSS is also compared at an equal, small outgoing buffer (``ours-eqbuf``,
 ``official-eqbuf``), as the official client allocates its whole buffer per call.
 
+At one N (``--same-time``, 50 by default) the pairs of the CPU targets (``ours-websockets``
+with ``official``, ``ours`` with ``floor``) also run at the same time once per repetition,
+each client against a generator of its own, their measuring windows opened together: the
+machine's speed moves between interleaved runs, but hits both clients of a same-time pair
+alike. The CPU targets are read from those pairs, the interleaved reading beside them.
+
 Echo: N concurrent 24 kHz calls; each simulated caller speaks random PCM in 20 ms frames
 in real time; the sandbox pulls 100 ms every 100 ms, starting 300 ms after the call goes
 live (a playout lead), and the agent sends the audio straight back. Measured over a
@@ -37,7 +43,7 @@ system's monotonic clock.
 The official client's ceiling (:func:`probe_ceiling`): how many concurrent calls one
 official-client process serves before its event bus refuses, and how many over its life.
 
-    python bench/bench_calls.py                 # the full run (~20 min on 2 cores)
+    python bench/bench_calls.py --reps 5        # the committed run (~30 min on 2 cores)
     python bench/bench_calls.py --official-ceiling   # the ceiling probes alone (~2 min)
     python bench/bench_calls.py --quick         # smoke mode, under a minute (tests/bench runs it)
     python bench/bench_calls.py --server sandbox --points 1,25,50
@@ -61,7 +67,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -152,6 +158,8 @@ PAIRS = (
     ("ours-runner", "ours"),
 )
 """Paired ratios (a / b, per repetition) the JSON keeps; the tables show them."""
+SAME_TIME_PAIRS = (("ours-websockets", "official"), ("ours", "floor"))
+"""The pairs of the CPU targets, also run at the same time (see :func:`same_time_point`)."""
 HISTORY_LIMIT = "history limit reached"
 """What the official client's event bus (abxbus) says when it refuses an event."""
 REFUSED_FRAME = re.compile(r"Failed to emit bus event for SM-WS frame type: (\S+)")
@@ -188,6 +196,9 @@ class Options:
     together: bool = False
     """Run a repetition's clients at each N at the same time, each with its own generator,
     their windows opened at the same moment (``--together``)."""
+    same_time: int = 0
+    """N at which each of :data:`SAME_TIME_PAIRS` also runs at the same time, once per
+    repetition (``--same-time``); 0: not run."""
 
 
 @dataclass
@@ -1030,13 +1041,15 @@ def _num(value: Any) -> float:
 
 def paired_ratios(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per N and pair ``"a/b"``: for each metric, a's value over b's in the same repetition
-    (the two ran back to back), then the median of those ratios over the repetitions."""
-    runs: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    (the two ran back to back, or at the same time), then the median of those ratios over
+    the repetitions. Points that carry a ``group`` pair only within it."""
+    runs: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = {}
     for p in points:
-        runs.setdefault((str(p["n"]), int(p.get("rep", 0))), {})[p["client"]] = p
+        key = (str(p["n"]), int(p.get("rep", 0)), str(p.get("group", "")))
+        runs.setdefault(key, {})[p["client"]] = p
     values: dict[str, dict[str, dict[str, list[float]]]] = {}
     saturated: dict[tuple[str, str], int] = {}
-    for (n, _), by_client in sorted(runs.items()):
+    for (n, _, _), by_client in sorted(runs.items()):
         for a, b in PAIRS:
             if a not in by_client or b not in by_client:
                 continue
@@ -1044,8 +1057,8 @@ def paired_ratios(points: list[dict[str, Any]]) -> dict[str, dict[str, dict[str,
             entry = values.setdefault(n, {}).setdefault(f"{a}/{b}", {m: [] for m in RATIO_METRICS})
             for metric in RATIO_METRICS:
                 entry[metric].append(ratio(_num(pa.get(metric)), _num(pb.get(metric))))
-            key = (n, f"{a}/{b}")
-            saturated[key] = saturated.get(key, 0) + bool(pa["saturated"] or pb["saturated"])
+            where = (n, f"{a}/{b}")
+            saturated[where] = saturated.get(where, 0) + bool(pa["saturated"] or pb["saturated"])
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for n, by_pair in values.items():
         for pair, metrics in by_pair.items():
@@ -1115,19 +1128,30 @@ def target_n(summary: dict[str, Any], clients: tuple[str, ...], wanted: int = 50
 
 
 def targets(
-    echo: dict[str, Any], interrupt: dict[str, Any], ratios: dict[str, Any]
+    echo: dict[str, Any],
+    interrupt: dict[str, Any],
+    ratios: dict[str, Any],
+    same_time: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Issue 15's targets at 50 calls (or the largest N below it both clients served),
-    each judged on the median of paired per-repetition ratios."""
+    each judged on the median of paired per-repetition ratios. A CPU target is judged on
+    the pair's same-time runs where the run has them at that N (``same_time``: their
+    :func:`paired_ratios`), with the interleaved reading kept beside it."""
     rows: list[dict[str, Any]] = []
+    cpu = "cpuMsPerCallSecond"
 
     def add(name: str, pair: tuple[str, str], metric: str, limit: float) -> None:
         n = target_n(echo, pair)
-        paired = ratios.get(n or "", {}).get(f"{pair[0]}/{pair[1]}")
+        key = f"{pair[0]}/{pair[1]}"
+        paired = ratios.get(n or "", {}).get(key)
         if n is None or paired is None:
             return
+        row: dict[str, Any] = {"reading": "interleaved"}
+        same = (same_time or {}).get(n, {}).get(key)
+        if metric == cpu and same is not None:
+            row = {"reading": "same time", "interleaved": float(paired[metric])}
+            paired = same
         value = float(paired[metric])
-        saturated = bool(paired["saturatedReps"])
         rows.append(
             {
                 "target": name,
@@ -1135,11 +1159,11 @@ def targets(
                 "value": value,
                 "limit": limit,
                 "met": bool(value <= limit),
-                "saturated": saturated,
+                "saturated": bool(paired["saturatedReps"]),
+                **row,
             }
         )
 
-    cpu = "cpuMsPerCallSecond"
     add(
         "CPU per call-second, ours-websockets / official", ("ours-websockets", "official"), cpu, 1.0
     )
@@ -1355,11 +1379,17 @@ def markdown(doc: dict[str, Any]) -> str:
     ceiling = doc.get("ceiling")
     if ceiling:
         lines.extend(ceiling_markdown(ceiling))
+    same = doc.get("sameTime", {})
+    if same.get("ratios"):
+        lines.extend(same_time_markdown(same, doc["echo"]["points"], ratios))
     if doc["targets"]:
         lines.extend(["**Targets**", ""])
-        row(["target", "at N", "value", "limit", "met"])
-        row(["---", "---:", "---:", "---:", "---"])
+        row(["target", "at N", "value", "limit", "met", "read from"])
+        row(["---", "---:", "---:", "---:", "---", "---"])
         for t in doc["targets"]:
+            reading = t.get("reading", "interleaved")
+            if "interleaved" in t:
+                reading += f" (interleaved: {fmt(t['interleaved'], '.3g')})"
             row(
                 [
                     t["target"] + (" (saturated)" if t.get("saturated") else ""),
@@ -1367,6 +1397,7 @@ def markdown(doc: dict[str, Any]) -> str:
                     fmt(t["value"], ".3g"),
                     fmt(t["limit"], "g"),
                     fmt(t["met"]),
+                    reading,
                 ]
             )
         lines.append("")
@@ -1374,6 +1405,59 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"Failed points (left out above): {len(doc['failures'])}; see the JSON.")
         lines.append("")
     return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{min(finite):.2f}-{max(finite):.2f}" if finite else "-"
+
+
+def same_time_markdown(
+    same: dict[str, Any], points: list[dict[str, Any]], ratios: dict[str, Any]
+) -> list[str]:
+    """The same-time pairs beside the same pairs' interleaved runs at that N, and how far
+    the generator's own CPU (the same work in every run) moved across the interleaved runs."""
+    n = str(same["n"])
+    cpu = "cpuMsPerCallSecond"
+    own = [
+        float(p["serverCpuMsPerCallSecond"])
+        for p in points
+        if str(p["n"]) == n and p.get("server") == "loadgen"
+    ]
+    drift = (
+        f" Across this run's interleaved points at N={n}, the load generator's own CPU per "
+        f"call-second, the same work for every client, ranged {min(own):.3g}-{max(own):.3g} ms "
+        f"({max(own) / min(own):.2f}x); "
+        if own and min(own) > 0
+        else " "
+    )
+    lines = [
+        f"**Same-time pairs** at N={n}: each pair's two clients also ran at the same time, "
+        "each against a generator of its own, their measuring windows opened together, once "
+        "per repetition. The interleaved runs of a pair are seconds apart, and the machine's "
+        f"speed can change between them.{drift}the CPU targets are read from the same-time "
+        "pairs, where a change in speed hits both clients alike. Per-repetition ratios: "
+        "median (min-max).",
+        "",
+        "| pair | reps | CPU, same time | CPU, interleaved | pull fill p50, same time "
+        "| pull fill p50, interleaved |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for pair, entry in sorted(same["ratios"].get(n, {}).items()):
+        inter = ratios.get(n, {}).get(pair)
+
+        def reading(found: dict[str, Any] | None, metric: str) -> str:
+            if found is None:
+                return "-"
+            return f"{fmt(float(found[metric]), '.2f')} ({_spread(found['values'][metric])})"
+
+        sat = " (saturated)" if entry["saturatedReps"] else ""
+        lines.append(
+            f"| {pair}{sat} | {entry['reps']} | {reading(entry, cpu)} | {reading(inter, cpu)} "
+            f"| {reading(entry, 'pullP50Ms')} | {reading(inter, 'pullP50Ms')} |"
+        )
+    lines.append("")
+    return lines
 
 
 def _frames(counts: dict[str, int] | None) -> str:
@@ -1571,8 +1655,41 @@ def run_order(clients: list[str], turn: int) -> list[str]:
     return [*order, *pair] if turn % 2 == 0 else [*pair, *order]
 
 
+def same_time_pairs(opts: Options) -> list[tuple[str, str]]:
+    """The pairs of :data:`SAME_TIME_PAIRS` whose clients this run measures at
+    ``opts.same_time`` (the official client only up to ``--official-max``)."""
+    measured = set(opts.clients)
+    if opts.same_time > opts.official_max:
+        measured -= {c for c in CLIENTS if CLIENTS[c][0] == "official"}
+    return [pair for pair in SAME_TIME_PAIRS if set(pair) <= measured]
+
+
+def _keep(
+    outcomes: Iterable[tuple[str, dict[str, Any] | Exception]],
+    n: int,
+    rep: int,
+    points: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
+    group: str | None = None,
+) -> None:
+    """Each client's point into ``points`` (tagged with its repetition and, for points
+    that ran at the same time, their ``group``), or why it failed into ``failures``."""
+    for client, outcome in outcomes:
+        if isinstance(outcome, Exception):  # one failed point must not lose the others
+            failure = {"bench": "echo", "client": client, "n": n, "rep": rep}
+            failures.append({**failure, "error": repr(outcome)[:2000]})
+            print(f"  N={n:<4} {client:15} FAILED: {outcome!r}"[:300], flush=True)
+            continue
+        outcome["rep"] = rep
+        if group is not None:
+            outcome["group"] = group
+        points.append(outcome)
+        _print_echo(outcome)
+
+
 def run(opts: Options) -> dict[str, Any]:
     echo_points: list[dict[str, Any]] = []
+    same_points: list[dict[str, Any]] = []
     intr_points: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     seed = 1
@@ -1591,22 +1708,17 @@ def run(opts: Options) -> dict[str, Any]:
                         (c, _echo_or_error(c, n, opts, seed)) for c in run_order(clients, rep + i)
                     )
                 )
-                for client, outcome in outcomes:
-                    if isinstance(outcome, Exception):  # one failed point must not lose the others
-                        failures.append(
-                            {
-                                "bench": "echo",
-                                "client": client,
-                                "n": n,
-                                "rep": rep,
-                                "error": repr(outcome)[:2000],
-                            }
-                        )
-                        print(f"  N={n:<4} {client:15} FAILED: {outcome!r}"[:300], flush=True)
-                        continue
-                    outcome["rep"] = rep
-                    echo_points.append(outcome)
-                    _print_echo(outcome)
+                _keep(outcomes, n, rep, echo_points, failures)
+            if opts.same_time:
+                pairs = same_time_pairs(opts)
+                for pair in pairs if rep % 2 == 0 else pairs[::-1]:
+                    seed += 1
+                    group = "+".join(pair)
+                    print(f"  same time at N={opts.same_time}: {group}", flush=True)
+                    together = trio.run(
+                        echo_points_together, list(pair), opts.same_time, opts, seed
+                    )
+                    _keep(together.items(), opts.same_time, rep, same_points, failures, group)
     if not opts.skip_interrupt:
         clients = [c for c in opts.clients if c in (*OURS, "official")]
         for rep in range(opts.interrupt_reps):
@@ -1661,8 +1773,10 @@ def run(opts: Options) -> dict[str, Any]:
             "officialMax": opts.official_max,
             "phases": opts.phases,
             "together": opts.together,
+            "sameTime": opts.same_time,
         },
         "echo": {"points": echo_points},
+        "sameTime": {"n": opts.same_time, "points": same_points},
         "interrupt": {"points": intr_points},
         "failures": failures,
     }
@@ -1679,7 +1793,9 @@ def summarise(doc: dict[str, Any]) -> None:
     echo["ratios"] = paired_ratios(echo["points"])
     intr["summary"] = summarise_interrupt(intr["points"])
     intr["ratios"] = interrupt_ratios(intr["points"])
-    doc["targets"] = targets(echo["summary"], intr["summary"], echo["ratios"])
+    same = doc.setdefault("sameTime", {"n": 0, "points": []})
+    same["ratios"] = paired_ratios(same["points"])
+    doc["targets"] = targets(echo["summary"], intr["summary"], echo["ratios"], same["ratios"])
 
 
 def _ints(text: str) -> list[int]:
@@ -1737,6 +1853,14 @@ def parse(argv: list[str] | None) -> Options:
         action="store_true",
         help="echo: run a repetition's clients at the same time (a generator each), windows "
         "opened together, so the machine's drift hits them alike (loadgen server only)",
+    )
+    p.add_argument(
+        "--same-time",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N at which the CPU targets' pairs also run at the same time, once per repetition "
+        "(default: the largest point up to 50 and --official-max; 0: skip)",
     )
     p.add_argument(
         "--official-ceiling",
@@ -1811,6 +1935,15 @@ def parse(argv: list[str] | None) -> Options:
     else:
         fits = [n for n in opts.points if n <= min(50, opts.official_max)]
         opts.equal_buffer_points = [max(fits)] if fits else []
+    if a.same_time is not None:
+        opts.same_time = a.same_time
+    elif not (opts.together or opts.server != "loadgen" or opts.skip_echo):
+        fits = [n for n in opts.points if n <= min(50, opts.official_max)]
+        opts.same_time = max(fits) if fits else 0
+    if opts.same_time < 0:
+        p.error("--same-time must be a call count, or 0 to skip")
+    if opts.same_time and (opts.together or opts.server != "loadgen"):
+        p.error("--same-time needs the loadgen server, and is what --together does at every N")
     if any(n < 1 or n > opts.official_max for n in opts.equal_buffer_points):
         p.error("--equal-buffer-points must be in 1..--official-max (the official client runs)")
     if not a.skip_ceiling or a.official_ceiling:

@@ -238,6 +238,76 @@ def test_targets_read_both_engines_and_the_equal_buffer_pair() -> None:
     assert "ours-websockets/official" in table
 
 
+def test_cpu_targets_are_read_from_the_same_time_pairs() -> None:
+    interleaved, same = [], []
+    for rep in range(3):
+        interleaved += [
+            _point("ours", rep, cpuMsPerCallSecond=13.0, pullP50Ms=1.0),
+            _point("ours-websockets", rep, cpuMsPerCallSecond=12.0, pullP50Ms=1.0),
+            _point("official", rep, cpuMsPerCallSecond=10.0, pullP50Ms=1.0),
+            _point("floor", rep, cpuMsPerCallSecond=10.0, pullP50Ms=1.0),
+        ]
+        for p in interleaved[-4:]:
+            p.update(server="loadgen", serverCpuMsPerCallSecond=1.0 + rep / 2)
+        # Two same-time runs per repetition; a ratio never crosses from one to the other.
+        same += [
+            {
+                **_point("ours-websockets", rep, cpuMsPerCallSecond=9.0 + rep, pullP50Ms=1.0),
+                "group": "ours-websockets+official",
+            },
+            {
+                **_point("official", rep, cpuMsPerCallSecond=10.0, pullP50Ms=2.0),
+                "group": "ours-websockets+official",
+            },
+            {**_point("ours", rep, cpuMsPerCallSecond=11.0, pullP50Ms=1.0), "group": "ours+floor"},
+            {**_point("floor", rep, cpuMsPerCallSecond=1.0, pullP50Ms=1.0), "group": "ours+floor"},
+        ]
+    same[-1]["cpuMsPerCallSecond"] = 10.0  # the last repetition's floor: the median moves
+    summary = bench.summarise_echo(interleaved)
+    ratios = bench.paired_ratios(interleaved)
+    same_ratios = bench.paired_ratios(same)
+    assert set(same_ratios["50"]) == {"ours-websockets/official", "ours/floor"}
+    rows = {t["target"]: t for t in bench.targets(summary, {}, ratios, same_ratios)}
+    ws = rows["CPU per call-second, ours-websockets / official"]
+    assert ws["value"] == pytest.approx(1.0) and ws["met"]  # median of 0.9, 1.0, 1.1
+    assert ws["reading"] == "same time" and ws["interleaved"] == pytest.approx(1.2)
+    floor = rows["CPU per call-second, ours / floor"]
+    assert floor["value"] == pytest.approx(11.0) and not floor["met"]
+    pull = rows["pull fill p50, ours-websockets / official"]
+    assert pull["reading"] == "interleaved" and pull["value"] == pytest.approx(1.0)
+    # Without same-time pairs the CPU targets read the interleaved runs.
+    alone = {t["target"]: t for t in bench.targets(summary, {}, ratios)}
+    assert alone["CPU per call-second, ours / floor"]["value"] == pytest.approx(1.3)
+
+    doc = {
+        "meta": {"date": "d", "machine": "m", "python": "p", "reps": 3, "seconds": 6},
+        "echo": {"summary": summary, "ratios": ratios, "points": interleaved},
+        "sameTime": {"n": 50, "points": same, "ratios": same_ratios},
+        "interrupt": {"summary": {}, "points": []},
+        "targets": list(rows.values()),
+        "failures": [],
+    }
+    table = bench.markdown(doc)
+    assert "**Same-time pairs** at N=50:" in table
+    assert "ranged 1-2 ms (2.00x)" in table  # the generator's own CPU across the run
+    assert "| ours-websockets/official | 3 | 1.00 (0.90-1.10) | 1.20 (1.20-1.20) |" in table
+    assert "| same time (interleaved: 1.2) |" in table
+
+
+def test_same_time_runs_only_the_pairs_the_run_measures() -> None:
+    opts = bench.parse(["--points", "25,50,100", "--skip-ceiling"])
+    assert opts.same_time == 50
+    assert bench.same_time_pairs(opts) == [("ours-websockets", "official"), ("ours", "floor")]
+    opts = bench.parse(["--points", "100", "--clients", "ours,floor,official", "--skip-ceiling"])
+    assert opts.same_time == 0  # no point up to 50
+    opts = bench.parse(["--same-time", "80", "--official-max", "50", "--skip-ceiling"])
+    assert bench.same_time_pairs(opts) == [("ours", "floor")]
+    assert bench.parse(["--together", "--skip-ceiling"]).same_time == 0
+    for bad in (["--same-time", "-1"], ["--together", "--same-time", "50"]):
+        with pytest.raises(SystemExit):
+            bench.parse([*bad, "--skip-ceiling"])
+
+
 def test_ceiling_markdown_names_the_bracket() -> None:
     ceiling = {
         "placement": "all N calls placed at once",

@@ -65,6 +65,18 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
         assert _finite(ratios[pair]["cpuMsPerCallSecond"]), pair
         assert ratios[pair]["reps"] == 1, pair
 
+    same = doc["sameTime"]
+    assert same["n"] == 2
+    assert {(p["group"], p["client"]) for p in same["points"]} == {
+        ("ours-websockets+official", "ours-websockets"),
+        ("ours-websockets+official", "official"),
+        ("ours+floor", "ours"),
+        ("ours+floor", "floor"),
+    }
+    assert all(p["integrity"] is True for p in same["points"])
+    for pair in ("ours-websockets/official", "ours/floor"):
+        assert _finite(same["ratios"]["2"][pair]["cpuMsPerCallSecond"]), pair
+
     interrupts = doc["interrupt"]["points"]
     assert {p["client"] for p in interrupts} == {"ours", "ours-websockets", "official"}
     for p in interrupts:
@@ -97,6 +109,8 @@ def test_bench_calls_quick_mode(tmp_path: Path) -> None:
     assert "**The official client's ceiling**" in table
     assert "**Calls over one official-client process's life**" in table
     assert "**Targets**" in table
+    assert "**Same-time pairs** at N=2:" in table
+    assert targets["CPU per call-second, ours / floor"]["reading"] == "same time"
 
 
 def test_stale_byte_count_sees_audio_of_a_cleared_turn() -> None:
