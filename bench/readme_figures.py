@@ -35,10 +35,12 @@ TABLES: Final = (
     "**Pull fill time p50, ms**",
     "**RSS at equal buffer sizes**",
     "**Interruption**",
+    "**Same-time pairs**",
     "**Targets**",
 )
-README_TABLES: Final = ("**Targets**", "**Agent CPU, ms per call-second**")
-"""The headline targets, and the curve of CPU per call-second from 1 to 200 calls."""
+README_TABLES: Final = ("**Targets**", "**Same-time pairs**", "**Agent CPU, ms per call-second**")
+"""The headline targets, the same-time pairs the CPU targets are read from, and the curve
+of CPU per call-second from 1 to 200 calls."""
 
 
 def sections(markdown: str) -> dict[str, str]:
