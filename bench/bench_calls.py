@@ -196,6 +196,8 @@ class Options:
     together: bool = False
     """Run a repetition's clients at each N at the same time, each with its own generator,
     their windows opened at the same moment (``--together``)."""
+    tls: bool = False
+    """Echo points over TLS: the generator serves ``wss://`` (``--tls``)."""
     same_time: int = 0
     """N at which each of :data:`SAME_TIME_PAIRS` also runs at the same time, once per
     repetition (``--same-time``); 0: not run."""
@@ -307,7 +309,9 @@ class Agent:
         tmp: Path,
         extra: list[str],
         equal_buffer: int = EQUAL_BUFFER_SIZE,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env
         self.out = tmp / f"{client}.json"
         self.log = tmp / f"{client}.log"
         self.cmd = [
@@ -329,7 +333,7 @@ class Agent:
         """Start the agent; whatever happens in the block, it is not left running."""
         with self.log.open("wb") as log:
             self.proc = await trio.lowlevel.open_process(
-                self.cmd, stdout=subprocess.DEVNULL, stderr=log
+                self.cmd, stdout=subprocess.DEVNULL, stderr=log, env=self.env
             )
             try:
                 yield self.proc.pid
@@ -554,6 +558,23 @@ def _loadgen_args(opts: Options, seed: int) -> list[str]:
     ]
 
 
+def tls_files(tmp: Path) -> tuple[list[str], dict[str, str]]:
+    """A certificate authority made for one point, the generator's certificate for
+    127.0.0.1 signed by it, in ``tmp``: the generator's arguments to serve ``wss://``
+    with it, and the agent's environment, which trusts it (``SSL_CERT_FILE``: each client
+    builds its default TLS context, which reads it, as it would the system's)."""
+    import trustme  # a test dependency: only TLS runs need it
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file, chain, key = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
+    return ["--certfile", str(chain), "--keyfile", str(key)], env
+
+
 class Barrier:
     """Opens the measuring windows of points that run together at the same moment: each
     party arrives (or leaves, if it failed before arriving); the last one opens it."""
@@ -606,13 +627,15 @@ async def echo_point_loadgen(
     client: str, n: int, opts: Options, seed: int, barrier: Barrier | None = None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _log_file(Path(tmp)) as log:
-        async with LoadGen.start(*_loadgen_args(opts, seed), stderr=log) as gen:
+        tls_args, env = tls_files(Path(tmp)) if opts.tls else ([], None)
+        async with LoadGen.start(*_loadgen_args(opts, seed), *tls_args, stderr=log) as gen:
             agent = Agent(
                 client,
                 gen,
                 Path(tmp),
                 ["--command-every", str(COMMAND_EVERY), "--seed", str(seed)],
                 opts.equal_buffer,
+                env,
             )
             async with agent.running() as pid:
                 await _poll(gen, lambda st: st["controls"] >= 1, 30, agent, "the agent")
@@ -1229,6 +1252,8 @@ def markdown(doc: dict[str, Any]) -> str:
     meta, echo, intr = doc["meta"], doc["echo"]["summary"], doc["interrupt"]["summary"]
     ratios = doc["echo"].get("ratios", {})
     server = meta.get("server", "sandbox")
+    if meta.get("tls"):
+        server += " over TLS (wss://, a certificate made for each point, trusted by the agent)"
     lines = [
         f"Run {meta['date']} on {meta['machine']}; {meta['python']}; server: {server}; "
         f"{meta['reps']} repetition(s), {meta['seconds']:g} s measured per point. Values are "
@@ -1774,6 +1799,7 @@ def run(opts: Options) -> dict[str, Any]:
             "phases": opts.phases,
             "together": opts.together,
             "sameTime": opts.same_time,
+            "tls": opts.tls,
         },
         "echo": {"points": echo_points},
         "sameTime": {"n": opts.same_time, "points": same_points},
@@ -1855,6 +1881,12 @@ def parse(argv: list[str] | None) -> Options:
         "opened together, so the machine's drift hits them alike (loadgen server only)",
     )
     p.add_argument(
+        "--tls",
+        action="store_true",
+        help="echo points over TLS (wss://, as production): the generator serves a "
+        "certificate made for the run, which the agents trust (loadgen server only)",
+    )
+    p.add_argument(
         "--same-time",
         type=int,
         default=None,
@@ -1918,9 +1950,12 @@ def parse(argv: list[str] | None) -> Options:
         phases=a.phases,
         equal_buffer=a.equal_buffer,
         together=a.together,
+        tls=a.tls,
     )
     if opts.together and opts.server != "loadgen":
         p.error("--together needs the loadgen server")
+    if opts.tls and opts.server != "loadgen":
+        p.error("--tls needs the loadgen server")
     if opts.reps < 1 or opts.interrupt_reps < 1 or opts.seconds <= 0:
         p.error("--reps, --interrupt-reps and --seconds must be positive")
     if not 1 <= opts.interrupt_turns <= 255:

@@ -36,6 +36,10 @@ measuring), ``{"op": "report"}`` (stop and return the window's figures), ``{"op"
 stdin closes, so a dead driver never leaves it running. :class:`LoadGen` is the driver's
 side (bench_calls.py and the tests use it).
 
+With ``--certfile``/``--keyfile`` it serves TLS (``wss://``, as production does): the same
+non-blocking sockets wrapped in :class:`ssl.SSLSocket`, the handshake driven by trio's
+readiness waits, a write the TLS layer cannot take yet queued as one the kernel would not.
+
     python bench/loadgen.py --port 0      # prints its URL, then reads commands
 """
 
@@ -54,6 +58,7 @@ import re
 import resource
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -65,7 +70,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import trio
-from trio.lowlevel import wait_readable
+from trio.lowlevel import wait_readable, wait_writable
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
@@ -156,6 +161,36 @@ class Frames:
 # ── connections ───────────────────────────────────────────────────────────────────────
 
 
+WOULD_BLOCK: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+"""What a non-blocking ``send`` or ``recv`` raises when it must wait: the kernel's
+buffer, or (TLS) a record not yet whole, both retried with the same bytes."""
+
+
+async def recv_some(sock: socket.socket) -> bytes:
+    """The next bytes from ``sock`` (empty at EOF), waiting for them as needed. Over TLS
+    what one record decrypted beyond the last read is taken before waiting on the socket."""
+    while True:
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            await wait_readable(sock)
+        try:
+            return sock.recv(RECV_BYTES)
+        except WOULD_BLOCK:
+            continue
+
+
+async def tls_handshake(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:
+    """``sock`` (non-blocking) wrapped as the server side of a TLS connection, handshaken."""
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    while True:
+        try:
+            tls.do_handshake()
+            return tls
+        except ssl.SSLWantReadError:
+            await wait_readable(tls)
+        except ssl.SSLWantWriteError:
+            await wait_writable(tls)
+
+
 class Backlogs:
     """The connections whose writes wait for the kernel (the timer flushes them every
     tick), and how much may wait on one before its client is taken for dead."""
@@ -207,7 +242,7 @@ class Conn:
             return False
         try:
             sent = self.sock.send(data)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             sent = 0
         except OSError:
             self._drop()
@@ -234,7 +269,7 @@ class Conn:
             head = backlog[0]
             try:
                 sent = self.sock.send(head)
-            except BlockingIOError:
+            except WOULD_BLOCK:
                 return False
             except OSError:
                 self._drop()
@@ -395,6 +430,10 @@ class Server:
         self.prefer: int | None = args.prefer
         self.seed: int = args.seed
         self.verify: bool = not args.no_verify
+        self.tls: ssl.SSLContext | None = None
+        if args.certfile is not None:
+            self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls.load_cert_chain(args.certfile, args.keyfile)
         self.url = ""
         self.frames: dict[int, Frames] = {}
         self.calls: dict[str, Call] = {}
@@ -509,6 +548,8 @@ class Server:
         conn: Conn | None = None
         try:
             with trio.fail_after(HEAD_TIMEOUT):
+                if self.tls is not None:
+                    sock = await tls_handshake(self.tls, sock)
                 head = await self._read_head(sock)
             if head is None:
                 return
@@ -529,7 +570,7 @@ class Server:
             if conn is None:
                 return
             await self._pump(conn)
-        except (OSError, trio.TooSlowError) as exc:
+        except (OSError, trio.TooSlowError) as exc:  # ssl.SSLError too: a failed handshake
             logger.debug("connection ended: %r", exc)
         except Exception:
             # A frame the generator did not expect ends its connection, not the benchmark.
@@ -545,11 +586,7 @@ class Server:
         while b"\r\n\r\n" not in data:
             if len(data) > MAX_HEAD:
                 return None
-            await wait_readable(sock)
-            try:
-                more = sock.recv(RECV_BYTES)
-            except BlockingIOError:
-                continue
+            more = await recv_some(sock)
             if not more:
                 return None
             data += more
@@ -604,11 +641,7 @@ class Server:
         opcode = Opcode.CONT
         with conn.scope:
             while not conn.dead:
-                await wait_readable(sock)
-                try:
-                    data = sock.recv(RECV_BYTES)
-                except BlockingIOError:
-                    continue
+                data = await recv_some(sock)
                 if data:
                     proto.receive_data(data)
                 else:
@@ -968,8 +1001,7 @@ class Server:
             headers[name.strip()] = value.strip()
         length = int(headers.get("content-length", "0") or 0)
         while len(body) < length:
-            await wait_readable(sock)
-            more = sock.recv(RECV_BYTES)
+            more = await recv_some(sock)
             if not more:
                 return
             body += more
@@ -1075,7 +1107,7 @@ async def _main(args: argparse.Namespace) -> None:
         listener.listen(1024)
         listener.setblocking(False)
         host, port = listener.getsockname()[:2]
-        server.url = f"ws://{host}:{port}"
+        server.url = f"{'wss' if server.tls is not None else 'ws'}://{host}:{port}"
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, listener)
             hello = {
@@ -1130,9 +1162,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="SO_SNDBUF of accepted sockets (0: the kernel's autotuning; tests set it small)",
     )
+    p.add_argument("--certfile", default=None, help="serve TLS (wss://) with this PEM chain")
+    p.add_argument("--keyfile", default=None, help="the private key of --certfile")
     p.add_argument("--log-level", default="WARNING")
     p.add_argument("--profile", default=None, help="write cProfile stats to this file at exit")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.certfile is None) != (args.keyfile is None):
+        p.error("--certfile and --keyfile go together")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

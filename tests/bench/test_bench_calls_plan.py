@@ -308,6 +308,13 @@ def test_same_time_runs_only_the_pairs_the_run_measures() -> None:
             bench.parse([*bad, "--skip-ceiling"])
 
 
+def test_tls_runs_on_the_generator_only() -> None:
+    assert bench.parse(["--tls", "--skip-ceiling"]).tls is True
+    assert bench.parse(["--skip-ceiling"]).tls is False
+    with pytest.raises(SystemExit):
+        bench.parse(["--tls", "--server", "sandbox", "--skip-ceiling"])
+
+
 def test_ceiling_markdown_names_the_bracket() -> None:
     ceiling = {
         "placement": "all N calls placed at once",

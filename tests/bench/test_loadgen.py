@@ -54,7 +54,11 @@ async def _echo(call: tf.Call) -> None:
 
 
 async def _serve(
-    gen: Any, handler: Callable[[tf.Call], Awaitable[None]], calls: int
+    gen: Any,
+    handler: Callable[[tf.Call], Awaitable[None]],
+    calls: int,
+    ca_bundle: Path | None = None,
+    transport: tf.Transport | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """Place ``calls`` calls on ``gen`` served by ``handler``; measure until every call has
     had a second of its audio pulled; hang up. Returns (report, per-call counters, handlers
@@ -64,6 +68,8 @@ async def _serve(
         connector_uuid=gen.connector_uuid,
         base_url=gen.url,
         call_audio=tf.CallAudioConfig(sample_rate=RATE),
+        ca_bundle=ca_bundle,
+        transport=transport,
     )
     finished = 0
     all_finished = trio.Event()
@@ -123,6 +129,38 @@ async def test_echo_calls_come_back_byte_exact() -> None:
         assert call["excessBytes"] == 0, call
         assert call["overEchoBytes"] == 0, call
         assert call["heardBytes"] <= call["requestedBytes"] <= call["spokenBytes"], call
+
+
+@pytest.mark.parametrize("transport", ["trio-websocket", "websockets"])
+async def test_over_tls_echo_calls_come_back_byte_exact(
+    tmp_path: Path, transport: tf.Transport
+) -> None:
+    """With ``--certfile``/``--keyfile`` (as bench_calls.py --tls makes them) the generator
+    serves wss:// only: an agent that trusts its authority echoes byte for byte; a plain
+    ws:// client gets no upgrade."""
+    args, env = _load("bench_calls").tls_files(tmp_path)
+    ca = Path(env["SSL_CERT_FILE"])
+    async with loadgen.LoadGen.start(*args) as gen:
+        assert gen.url.startswith("wss://127.0.0.1:")
+        port = int(gen.url.rsplit(":", 1)[1])
+        with trio.fail_after(10):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(
+                    b"GET /v1/agent/session-manager HTTP/1.1\r\nHost: x\r\n"
+                    b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                )
+                answer = b""
+                with contextlib.suppress(trio.BrokenResourceError):
+                    while chunk := await stream.receive_some(4096):
+                        answer += chunk
+        assert b"HTTP/1.1" not in answer  # at most a TLS alert, then the server hangs up
+        report, calls, finished = await _serve(gen, _echo, 2, ca, transport)
+    assert finished == 2
+    assert report["verified"] is True and report["pullsFilled"] > 0
+    for call in calls:
+        assert call["heardBytes"] >= ONE_SECOND // 2, call
+        assert call["mismatchedFrames"] == 0 and call["excessBytes"] == 0, call
 
 
 async def test_audio_that_is_not_the_callers_is_caught() -> None:
