@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -23,6 +23,7 @@ import trio_websocket
 
 import telcoflow_trio as tf
 
+Engine = Literal["trio-websocket", "websockets"]
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 RATE = 24_000
 ONE_SECOND = RATE * 2
@@ -58,7 +59,7 @@ async def _serve(
     handler: Callable[[tf.Call], Awaitable[None]],
     calls: int,
     ca_bundle: Path | None = None,
-    transport: tf.Transport | None = None,
+    transport: Engine | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """Place ``calls`` calls on ``gen`` served by ``handler``; measure until every call has
     had a second of its audio pulled; hang up. Returns (report, per-call counters, handlers
@@ -132,9 +133,7 @@ async def test_echo_calls_come_back_byte_exact() -> None:
 
 
 @pytest.mark.parametrize("transport", ["trio-websocket", "websockets"])
-async def test_over_tls_echo_calls_come_back_byte_exact(
-    tmp_path: Path, transport: tf.Transport
-) -> None:
+async def test_over_tls_echo_calls_come_back_byte_exact(tmp_path: Path, transport: Engine) -> None:
     """With ``--certfile``/``--keyfile`` (as bench_calls.py --tls makes them) the generator
     serves wss:// only: an agent that trusts its authority echoes byte for byte; a plain
     ws:// client gets no upgrade."""
