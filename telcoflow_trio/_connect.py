@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import trio
 
 from ._errors import WSSAuthenticationError, WSSConnectionError
-from ._tcp import ready_first
+from ._tcp import ReadyFirstStream, ready_first
+from ._tls import MemoryTlsStream
 from ._transport import MessageSocket
 
 __all__ = [
@@ -147,10 +148,18 @@ async def close_forcefully(stream: trio.abc.Stream) -> None:
 
 
 async def connect_stream(
-    host: str, port: int, tls: ssl.SSLContext | None, what: str, deadline: float
-) -> trio.abc.HalfCloseableStream | trio.SSLStream[trio.SocketStream]:
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    what: str,
+    deadline: float,
+    *,
+    memory_tls: bool = False,
+) -> trio.abc.Stream:
     """A connected stream to ``host:port`` by ``deadline``: TLS over TCP when ``tls`` is given,
-    else plain TCP that waits for readiness before reading (see :mod:`._tcp`)."""
+    else plain TCP that waits for readiness before reading (see :mod:`._tcp`). TLS is
+    ``trio.SSLStream``, or with ``memory_tls`` a :class:`~._tls.MemoryTlsStream` where the
+    platform has :class:`~._tcp.ReadyFirstStream`."""
     where = host_port(host, port)
     try:
         with trio.fail_at(deadline):
@@ -165,12 +174,15 @@ async def connect_stream(
         ) from None
     if tls is None:
         return ready_first(tcp)
-    stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
+    raw = ready_first(tcp) if memory_tls else tcp
     try:
         with trio.fail_at(deadline):
+            if isinstance(raw, ReadyFirstStream):
+                return await MemoryTlsStream.connect(raw, tls, host)
+            stream = trio.SSLStream(tcp, tls, server_hostname=host, https_compatible=True)
             await stream.do_handshake()
     except BaseException as exc:
-        await close_forcefully(stream)
+        await close_forcefully(raw)
         if isinstance(exc, trio.BrokenResourceError | trio.TooSlowError | ssl.SSLError | OSError):
             raise tls_failure(exc, what, where) from None
         raise
@@ -215,14 +227,16 @@ async def open_over(
     what: str,
     secrets: tuple[str, ...] = (),
     message_queue_size: int = 1,
+    memory_tls: bool = False,
 ) -> AsyncIterator[MessageSocket]:
     """Connect to ``url`` and upgrade over ``wrap``, all within one :data:`CONNECT_TIMEOUT`
-    (TLS with the system's trust store for ``wss://`` when no context is given)."""
+    (TLS with the system's trust store for ``wss://`` when no context is given;
+    ``memory_tls``: see :func:`connect_stream`)."""
     host, port, _, _ = target(url)
     if tls is None and url.startswith("wss://"):
         tls = ssl.create_default_context()
     deadline = trio.current_time() + CONNECT_TIMEOUT
-    stream = await connect_stream(host, port, tls, what, deadline)
+    stream = await connect_stream(host, port, tls, what, deadline, memory_tls=memory_tls)
     async with wrap(
         stream,
         url,

@@ -56,7 +56,8 @@ from ._connect import (
 from ._errors import WSSConnectionError
 from ._inbox import Inbox, MessageHandler
 from ._readhub import ReadHub
-from ._tcp import ReadyFirstStream, send_eagerly, write_what_fits
+from ._tcp import EagerStream, needs_send, send_eagerly, write_what_fits
+from ._tls import MemoryTlsStream
 from ._transport import MessageSocket, SocketClosed, WriteFailures, redact, refusal_error
 
 __all__ = [
@@ -166,8 +167,10 @@ class SansIOWebSocket(MessageSocket):
         self._handshake_over = trio.Event()
         self._close_reply = trio.Event()
         self._reader_done = trio.Event()
-        # Reading (see _read): by this socket's task, or by a hub for a plain-TCP stream.
-        self._fd = stream.socket.fileno() if isinstance(stream, ReadyFirstStream) else -1
+        # Reading (see _read): by this socket's task, or by a hub for a stream on a socket
+        # we read ourselves (plain TCP, or TLS through memory: then _tls decrypts).
+        self._fd = stream.fileno() if isinstance(stream, EagerStream) else -1
+        self._tls = stream if isinstance(stream, MemoryTlsStream) else None
         self._hub = hub if self._fd >= 0 else None
         self._watched = False
         self._due: trio.Event | None = None
@@ -260,7 +263,7 @@ class SansIOWebSocket(MessageSocket):
                         # what send_now left.
                         data = self._tail + b"".join(protocol.data_to_send())
                         self._tail = b""
-                        if data:
+                        if needs_send(self._stream, data):
                             # What the socket takes at once goes before any schedule point.
                             await send_eagerly(self._stream, data)
                         outcome = _WRITTEN
@@ -292,18 +295,20 @@ class SansIOWebSocket(MessageSocket):
         self._protocol.send_binary(message)
         data = b"".join(self._protocol.data_to_send())
         if self._fd < 0:
-            # Not plain TCP (TLS): the reading task writes it as it settles this read.
+            # Not a socket we write ourselves (trio's TLS): the reading task writes it as
+            # it settles this read.
             self._tail = data
             self._flush_due = True
             return
+        stream = self._stream
         try:
-            rest = write_what_fits(self._stream, data)
+            rest = write_what_fits(stream, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # How much reached the stream is unknown: nothing more may be written to it.
             self._mark_broken()
             self._tasks.spawn(self.abort)
             raise self._failures.closed() from None
-        if rest:
+        if needs_send(stream, rest):
             # The rest goes out first, by a task of ours, under the lock and its deadline.
             self._tail = rest
             self._tasks.spawn(self._flush)
@@ -348,6 +353,8 @@ class SansIOWebSocket(MessageSocket):
                         self._absorb(data)
                     finally:
                         self._reading = False
+                    if self._tls is not None and self._tls.backlogged:
+                        self._flush_due = True  # what the TLS layer has to say back
                 if not await self._settle():
                     break
         except Exception:
@@ -383,16 +390,29 @@ class SansIOWebSocket(MessageSocket):
 
     def readable(self, buffer: bytearray) -> None:
         """Read what arrived and act on it; called by the hub while it watches the socket."""
+        tls = self._tls
+        ended = False
         try:
             # Into the hub's buffer, then a copy of the bytes read (see _readhub).
-            data = buffer[: os.readv(self._fd, (buffer,))]
+            data: bytes | bytearray = buffer[: os.readv(self._fd, (buffer,))]
+            if tls is not None:
+                # Often no record is whole yet: nothing to absorb, and not the end.
+                data, ended = tls.feed(data)
+                if tls.backlogged:
+                    self._flush_due = True  # what the TLS layer has to say back
         except BlockingIOError:
             return
-        except OSError:
+        except (OSError, trio.BrokenResourceError):
             self._stopped = True  # the connection broke, as receive_some would say
         else:
             try:
-                self._absorb(data)
+                if tls is None:
+                    self._absorb(data)
+                else:
+                    if data:
+                        self._absorb(data)
+                    if ended:
+                        self._absorb(b"")
             except Exception:
                 logger.warning("%s: websocket reader failed", self._what, exc_info=True)
                 self._failed = True
@@ -729,4 +749,5 @@ def open_websocket(
         what=what,
         secrets=secrets,
         message_queue_size=message_queue_size,
+        memory_tls=True,
     )

@@ -24,7 +24,14 @@ from collections.abc import Callable
 
 import trio
 
-__all__ = ["ReadyFirstStream", "ready_first", "send_eagerly", "write_what_fits"]
+__all__ = [
+    "EagerStream",
+    "ReadyFirstStream",
+    "needs_send",
+    "ready_first",
+    "send_eagerly",
+    "write_what_fits",
+]
 
 _RECEIVE_SIZE = 65536
 """What ``receive_some()`` asks for without a size: trio's own default."""
@@ -32,7 +39,33 @@ _RECEIVE_SIZE = 65536
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
-class ReadyFirstStream(trio.abc.HalfCloseableStream):
+class EagerStream(trio.abc.Stream):
+    """A stream that can write without a schedule point (:meth:`send_nowait`), for a
+    caller that serialises its own writes: see :func:`write_what_fits`."""
+
+    __slots__ = ()
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        """The TCP socket under the stream."""
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        """The TCP socket's descriptor, -1 once closed."""
+        raise NotImplementedError
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what the socket takes now, without waiting or yielding; how much of
+        ``data`` the stream took (the caller sends the rest with ``send_all``)."""
+        raise NotImplementedError
+
+    @property
+    def backlogged(self) -> bool:
+        """Bytes the stream took wait for the socket: ``send_all(b"")`` sends them."""
+        return False
+
+
+class ReadyFirstStream(EagerStream, trio.abc.HalfCloseableStream):
     """A ``trio.SocketStream`` whose ``receive_some`` waits for readiness before reading."""
 
     __slots__ = ("_fileno", "_receiving", "_stream")
@@ -52,6 +85,10 @@ class ReadyFirstStream(trio.abc.HalfCloseableStream):
     def socket(self) -> trio.socket.SocketType:
         """The wrapped stream's trio socket (for addresses and socket options)."""
         return self._stream.socket
+
+    def fileno(self) -> int:
+        """The socket's descriptor, -1 once closed."""
+        return self._fileno()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to ``max_bytes`` bytes once some have arrived; ``b""`` at end of stream."""
@@ -133,20 +170,26 @@ def ready_first(stream: trio.SocketStream) -> trio.abc.HalfCloseableStream:
 
 
 def write_what_fits(stream: trio.abc.Stream, data: bytes) -> bytes:
-    """Write what a :class:`ReadyFirstStream` takes at once, without a trip through the
+    """Write what an :class:`EagerStream` takes at once, without a trip through the
     scheduler (a frame usually fits whole); return the rest (all of it for another stream).
+    The stream may still hold bytes it took (:attr:`EagerStream.backlogged`).
 
     The caller holds its connection's write lock: no other write may be in progress.
     """
-    if not isinstance(stream, ReadyFirstStream):
+    if not isinstance(stream, EagerStream):
         return data
     sent = stream.send_nowait(data)
     return data[sent:] if sent < len(data) else b""
+
+
+def needs_send(stream: trio.abc.Stream, rest: bytes) -> bool:
+    """Whether ``send_all(rest)`` has anything to do after :func:`write_what_fits`."""
+    return bool(rest) or (isinstance(stream, EagerStream) and stream.backlogged)
 
 
 async def send_eagerly(stream: trio.abc.Stream, data: bytes) -> None:  # noqa: ASYNC910 (a schedule point only when the socket cannot take it all at once)
     """``stream.send_all(data)``, but what the socket takes at once goes before any
     schedule point (:func:`write_what_fits`). Called under the connection's write lock."""
     rest = write_what_fits(stream, data)
-    if rest:
+    if needs_send(stream, rest):
         await stream.send_all(rest)
