@@ -397,7 +397,7 @@ class SansIOWebSocket(MessageSocket):
             data: bytes | bytearray = buffer[: os.readv(self._fd, (buffer,))]
             if tls is not None:
                 # Often no record is whole yet: nothing to absorb, and not the end.
-                data, ended = tls.feed(data)
+                data, ended = tls.feed(data, buffer)
                 if tls.backlogged:
                     self._flush_due = True  # what the TLS layer has to say back
         except BlockingIOError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from typing import cast
 
 import trio
 
@@ -93,23 +94,31 @@ class MemoryTlsStream(EagerStream):
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
-    def feed(self, data: bytes | bytearray) -> tuple[bytes, bool]:
+    def feed(self, data: bytes | bytearray, scratch: bytearray) -> tuple[bytes | bytearray, bool]:
         """Decrypt what a read took from the socket (``b""``: the TCP stream ended).
 
-        Returns the plaintext now whole (often ``b""``: a record not yet complete) and
-        whether the TLS stream has ended. Raises ``trio.BrokenResourceError`` for data
-        that is not valid TLS. What the TLS layer has to say back (post-handshake
-        messages) goes to the backlog: see :attr:`backlogged`.
+        Returns the plaintext now whole (often empty: a record not yet complete) and
+        whether the TLS stream has ended. ``scratch`` is the caller's buffer to decrypt
+        into (a read hub's, free again once ``data`` was copied out of it): as with the
+        hub's reads, a fresh buffer per record shrunk to what came would fragment the heap.
+        Raises ``trio.BrokenResourceError`` for data that is not valid TLS. What the TLS
+        layer has to say back (post-handshake messages) goes to the backlog: see
+        :attr:`backlogged`.
         """
         if data:
             self._incoming.write(data)
         else:
             self._incoming.write_eof()
-        parts: list[bytes] = []
+        parts: list[bytearray] = []
         read = self._object.read
+        size = len(scratch)
         try:
             while True:
-                parts.append(read(_READ_SIZE))
+                # With a buffer, read() returns how many bytes it wrote (typeshed: bytes).
+                n = cast(int, read(size, scratch))
+                if not n:
+                    break
+                parts.append(scratch[:n])
         except ssl.SSLWantReadError:
             pass
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -118,7 +127,8 @@ class MemoryTlsStream(EagerStream):
             raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
         if self._outgoing.pending:
             self._backlog += self._outgoing.read()
-        return b"".join(parts), self._eof
+        plain = parts[0] if len(parts) == 1 else b"".join(parts)
+        return plain, self._eof
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to ``max_bytes`` bytes of plaintext once some are whole; ``b""`` at the end."""
