@@ -8,13 +8,16 @@ the same guarantees and errors (see :class:`telcoflow_trio._transport.MessageSoc
 - one reader task per socket reads the stream, feeds the protocol, answers pings and the
   peer's close, and hands whole messages to ``receive_each``'s handler as it assembles
   them, or queues them (at most ``message_queue_size``) for ``receive``; given a running
-  :class:`~telcoflow_trio._readhub.ReadHub`, a plain-TCP socket is read by the hub instead,
-  many sockets in one task step, and its own task only writes and waits;
+  :class:`~telcoflow_trio._readhub.ReadHub`, a socket is read by the hub instead (plain
+  TCP, or TLS through :class:`~telcoflow_trio._tls.MemoryTlsStream`, which decrypts what
+  the hub read), many sockets in one task step, and its own task only writes and waits;
 - every write (a message, a pong, a ping, a close frame, the upgrade request) goes through
   one lock and one ``send_all``, shielded, within :data:`~telcoflow_trio._transport.WRITE_TIMEOUT`;
   a write that fails, sticks or is interrupted closes the stream at once, and nothing is
   written after it;
-- TCP, TLS, the connect deadline and the error messages are ``_websocket``'s own helpers.
+- TCP, the connect deadline and the error messages are ``_connect``'s helpers, as for
+  trio-websocket; TLS is a :class:`~telcoflow_trio._tls.MemoryTlsStream` (``trio.SSLStream``
+  for trio-websocket).
 
 It is offered because it spends less CPU per message than trio-websocket (wsproto's event
 layer and trio-websocket's per-message machinery are not on its path; measured by
@@ -179,7 +182,8 @@ class SansIOWebSocket(MessageSocket):
         self._flush_due = False
         self._end_due = False
         # The socket's own task is in _absorb: send_now leaves a message for it to write
-        # right after (_settle), before it reads on (a TLS socket's way to answer at once).
+        # right after (_settle), before it reads on (how a stream we cannot write without
+        # a schedule point, trio's TLS where there is no ReadyFirstStream, answers at once).
         self._reading = False
         self._failed = False
         self._stopped = False

@@ -11,7 +11,9 @@ trio-websocket floor.
 
 Everything else (sending, half-close, closing) is the wrapped ``SocketStream``'s own: its
 ``aclose`` closes the socket through trio, which wakes a reader blocked in ``wait_readable``
-with ``ClosedResourceError``. TLS streams keep ``SSLStream`` over the plain ``SocketStream``.
+with ``ClosedResourceError``. Over TLS, the ``websockets`` engine puts a
+:class:`~telcoflow_trio._tls.MemoryTlsStream` over it (an :class:`EagerStream` too);
+trio-websocket keeps ``trio.SSLStream`` over the plain ``SocketStream``.
 """
 
 from __future__ import annotations
