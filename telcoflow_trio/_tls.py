@@ -3,8 +3,9 @@
 ``trio.SSLStream`` drives its ``SSLObject`` through locks, a conflict detector and a retry
 loop of awaits on every read and write; over TLS at 50 echo calls that machinery, and a
 reader task per socket, cost the ``websockets`` engine 1.45x the official client's CPU
-(``bench/bench_calls.py --tls``; 0.90x with this class, bench/results/tls.md). Here the ``SSLObject`` sits between two ``ssl.MemoryBIO``\\ s, as in
-asyncio's transports, and the caller moves the bytes: :meth:`MemoryTlsStream.feed`
+(``bench/bench_calls.py --tls``; 0.90x with this class, bench/results/tls.md). Here the
+``SSLObject`` sits between two ``ssl.MemoryBIO``\\ s, as in asyncio's transports, and the
+caller moves the bytes: :meth:`MemoryTlsStream.feed`
 decrypts what a read took from the socket (so a :class:`~._readhub.ReadHub` can read TLS
 sockets as it reads plain ones), :meth:`MemoryTlsStream.send_nowait` encrypts and writes
 what the socket takes at once. Ciphertext the socket did not take waits in one backlog,
@@ -37,7 +38,16 @@ class MemoryTlsStream(EagerStream):
     Made by :meth:`connect`, which completes the handshake.
     """
 
-    __slots__ = ("_backlog", "_eof", "_incoming", "_object", "_outgoing", "_raw", "_receiving")
+    __slots__ = (
+        "_backlog",
+        "_closed",
+        "_eof",
+        "_incoming",
+        "_object",
+        "_outgoing",
+        "_raw",
+        "_receiving",
+    )
 
     def __init__(self, raw: ReadyFirstStream, context: ssl.SSLContext, server_hostname: str):
         self._raw = raw
@@ -48,6 +58,7 @@ class MemoryTlsStream(EagerStream):
         )
         self._backlog = b""
         self._eof = False
+        self._closed = False
         self._receiving = False
 
     @classmethod
@@ -134,6 +145,9 @@ class MemoryTlsStream(EagerStream):
         """Up to ``max_bytes`` bytes of plaintext once some are whole; ``b""`` at the end."""
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this stream")
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("this TLS stream was already closed")
         max_bytes = _READ_SIZE if max_bytes is None else max_bytes
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
@@ -167,6 +181,8 @@ class MemoryTlsStream(EagerStream):
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
     def _encrypt(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this TLS stream was already closed")
         try:
             self._object.write(data)
         except ssl.SSLError as exc:
@@ -197,7 +213,11 @@ class MemoryTlsStream(EagerStream):
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data`` and send it, after the backlog."""
         if data:
-            self._encrypt(data)
+            try:
+                self._encrypt(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await trio.lowlevel.checkpoint()  # a checkpoint on every path, as trio's
+                raise
         if self._backlog or self._outgoing.pending:
             await self._send_backlog()
         else:
@@ -209,10 +229,12 @@ class MemoryTlsStream(EagerStream):
 
     async def aclose(self) -> None:
         """Close the TCP stream, with a ``close_notify`` if the socket takes it at once."""
-        # unwrap() frames our close_notify, then wants the peer's: not waited for.
-        with contextlib.suppress(ssl.SSLError, ValueError):
-            self._object.unwrap()
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            self.send_nowait(b"")
-        self._backlog = b""
+        if not self._closed:
+            # unwrap() frames our close_notify, then wants the peer's: not waited for.
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                self._object.unwrap()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self.send_nowait(b"")
+            self._closed = True
+            self._backlog = b""
         await self._raw.aclose()

@@ -223,3 +223,7 @@ async def test_closing_sends_close_notify(ca: trustme.CA) -> None:
         assert stream.fileno() == -1
         with trio.fail_after(10):
             await ended.wait()
+        await stream.aclose()  # again: nothing to do
+        for call in (stream.send_all(b"x"), stream.receive_some()):
+            with trio.testing.assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
+                await call
