@@ -287,6 +287,7 @@ class SansIOWebSocket(MessageSocket):
         return (
             (self._fd >= 0 or self._reading)
             and not self._tail
+            and not (self._tls is not None and self._tls.backlogged)
             and not self._lock.locked()
             and not self._closed
             and not self._broken

@@ -47,6 +47,7 @@ class MemoryTlsStream(EagerStream):
         "_outgoing",
         "_raw",
         "_receiving",
+        "_sending",
     )
 
     def __init__(self, raw: ReadyFirstStream, context: ssl.SSLContext, server_hostname: str):
@@ -60,6 +61,7 @@ class MemoryTlsStream(EagerStream):
         self._eof = False
         self._closed = False
         self._receiving = False
+        self._sending = False
 
     @classmethod
     async def connect(
@@ -128,6 +130,8 @@ class MemoryTlsStream(EagerStream):
                 # With a buffer, read() returns how many bytes it wrote (typeshed: bytes).
                 n = cast(int, read(size, scratch))
                 if not n:
+                    # The peer's close_notify (no data yet raises SSLWantReadError).
+                    self._eof = True
                     break
                 parts.append(scratch[:n])
         except ssl.SSLWantReadError:
@@ -158,6 +162,8 @@ class MemoryTlsStream(EagerStream):
             while not self._eof:
                 try:
                     data = self._object.read(max_bytes)
+                    # Empty: the peer's close_notify (no data yet raises SSLWantReadError).
+                    self._eof = not data
                     break
                 except ssl.SSLWantReadError:
                     raw = await self._raw.receive_some(_READ_SIZE)
@@ -171,6 +177,8 @@ class MemoryTlsStream(EagerStream):
                 except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                     self._eof = True
                 except ssl.SSLError as exc:
+                    if not checkpointed:
+                        await trio.lowlevel.checkpoint()
                     raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
             if not checkpointed:
                 await trio.lowlevel.checkpoint()
@@ -208,16 +216,22 @@ class MemoryTlsStream(EagerStream):
             self._backlog += self._outgoing.read()
         backlog, self._backlog = self._backlog, b""
         if backlog:
-            await self._raw.send_all(backlog)
+            self._sending = True
+            try:
+                await self._raw.send_all(backlog)
+            finally:
+                self._sending = False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data`` and send it, after the backlog."""
-        if data:
-            try:
+        try:
+            if self._closed:
+                raise trio.ClosedResourceError("this TLS stream was already closed")
+            if data:
                 self._encrypt(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                await trio.lowlevel.checkpoint()  # a checkpoint on every path, as trio's
-                raise
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await trio.lowlevel.checkpoint()  # a checkpoint on every path, as trio's
+            raise
         if self._backlog or self._outgoing.pending:
             await self._send_backlog()
         else:
@@ -229,12 +243,14 @@ class MemoryTlsStream(EagerStream):
 
     async def aclose(self) -> None:
         """Close the TCP stream, with a ``close_notify`` if the socket takes it at once."""
-        if not self._closed:
+        # Not while a write is in flight (its task is being cancelled): a close_notify
+        # there would land inside the record it was writing.
+        if not self._closed and not self._sending:
             # unwrap() frames our close_notify, then wants the peer's: not waited for.
             with contextlib.suppress(ssl.SSLError, ValueError):
                 self._object.unwrap()
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 self.send_nowait(b"")
-            self._closed = True
-            self._backlog = b""
+        self._closed = True
+        self._backlog = b""
         await self._raw.aclose()

@@ -53,14 +53,18 @@ async def _server(
                 return
             await behaviour(tls)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve)
-        try:
-            yield port
-        finally:
-            nursery.cancel_scope.cancel()
-            for listener in listeners:
-                await listener.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            try:
+                yield port
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        # Outside the cancelled nursery: a checkpoint in there would raise Cancelled,
+        # which the nursery swallows along with whatever the test raised.
+        for listener in listeners:
+            await listener.aclose()
 
 
 async def _raw(port: int) -> ReadyFirstStream:
@@ -119,11 +123,11 @@ async def test_the_end_of_tcp_ends_the_stream_with_or_without_close_notify(
     async def bye(tls: trio.SSLStream[trio.SocketStream]) -> None:
         await tls.send_all(b"bye")
         if close_notify:
-            await tls.aclose()
+            await tls.aclose()  # not https-compatible: sends close_notify, then ends TCP
         else:
             await tls.transport_stream.aclose()  # TCP ends with no close_notify
 
-    async with _server(_server_context(ca), bye) as port:
+    async with _server(_server_context(ca), bye, https_compatible=not close_notify) as port:
         stream = await MemoryTlsStream.connect(await _raw(port), _client_context(ca), "127.0.0.1")
         got = b""
         with trio.fail_after(10):
@@ -134,15 +138,21 @@ async def test_the_end_of_tcp_ends_the_stream_with_or_without_close_notify(
         await stream.aclose()
 
 
-async def test_feed_decrypts_what_a_hub_read_took(ca: trustme.CA) -> None:
-    """The hub's way: read the socket, hand the bytes to feed(), absorb the plaintext."""
+@pytest.mark.parametrize("close_notify", [True, False])
+async def test_feed_decrypts_what_a_hub_read_took(ca: trustme.CA, close_notify: bool) -> None:
+    """The hub's way: read the socket, hand the bytes to feed(), absorb the plaintext;
+    the end is seen at the peer's close_notify, or at the end of TCP without one."""
     message = b"x" * 100_000
 
     async def send_then_close(tls: trio.SSLStream[trio.SocketStream]) -> None:
         await tls.send_all(message)
-        await tls.aclose()
+        if close_notify:
+            await tls.aclose()
+        else:
+            await tls.transport_stream.aclose()
 
-    async with _server(_server_context(ca), send_then_close) as port:
+    ctx = _server_context(ca)
+    async with _server(ctx, send_then_close, https_compatible=not close_notify) as port:
         raw = await _raw(port)
         stream = await MemoryTlsStream.connect(raw, _client_context(ca), "127.0.0.1")
         plain = b""
