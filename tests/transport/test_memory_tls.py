@@ -11,9 +11,15 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from websockets.frames import Opcode
 
+from telcoflow_trio._sansio_websocket import wrap_stream
 from telcoflow_trio._tcp import ReadyFirstStream, needs_send, send_eagerly, write_what_fits
 from telcoflow_trio._tls import MemoryTlsStream
+from telcoflow_trio._transport import SocketClosed
+
+from ._peer import HEADERS, Peer, frame, url
+from .test_readhub import running_hub
 
 Behaviour = Callable[[trio.SSLStream[trio.SocketStream]], Awaitable[None]]
 
@@ -237,3 +243,44 @@ async def test_closing_sends_close_notify(ca: trustme.CA) -> None:
         for call in (stream.send_all(b"x"), stream.receive_some()):
             with trio.testing.assert_checkpoints(), pytest.raises(trio.ClosedResourceError):
                 await call
+
+
+async def test_the_hub_reads_a_tls_socket_to_its_end_at_the_peers_close_notify(
+    ca: trustme.CA,
+) -> None:
+    """The websockets engine's way: a hub reads the TLS socket, the messages come in its
+    task, and the peer's close_notify (then FIN, no WebSocket close) ends the socket."""
+    ctx = _server_context(ca)
+    peer_done = trio.Event()
+
+    async def peer_side(tls: trio.SSLStream[trio.SocketStream]) -> None:
+        peer = Peer(tls)
+        await peer.handshake()
+        for i in range(3):
+            await tls.send_all(frame(Opcode.BINARY, bytes([i]) * 5000))
+        await tls.aclose()  # not https-compatible: close_notify, then the end of TCP
+        peer_done.set()
+
+    got: list[bytes] = []
+    tasks: set[trio.lowlevel.Task] = set()
+
+    def handler(message: str | bytes) -> None:
+        assert isinstance(message, bytes)
+        tasks.add(trio.lowlevel.current_task())
+        got.append(message)
+
+    with trio.fail_after(10):
+        async with (
+            _server(ctx, peer_side, https_compatible=False) as port,
+            running_hub() as (hub, hub_task, _),
+        ):
+            raw = await _raw(port)
+            stream = await MemoryTlsStream.connect(raw, _client_context(ca), "127.0.0.1")
+            wss = url(port).replace("ws://", "wss://", 1)
+            async with wrap_stream(stream, wss, HEADERS, what="test plane", hub=hub) as sock:
+                with pytest.raises(SocketClosed):
+                    await sock.receive_each(handler)
+                await peer_done.wait()
+            assert hub.watching == 0
+    assert got == [bytes([i]) * 5000 for i in range(3)]
+    assert tasks == {hub_task}
