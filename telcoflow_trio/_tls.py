@@ -3,7 +3,7 @@
 ``trio.SSLStream`` drives its ``SSLObject`` through locks, a conflict detector and a retry
 loop of awaits on every read and write; over TLS at 50 echo calls that machinery, and a
 reader task per socket, cost the ``websockets`` engine 1.45x the official client's CPU
-(``bench/bench_calls.py --tls``; 0.90x with this class, bench/results/tls.md). Here the
+(``bench/bench_calls.py --tls``; 0.88x with this class, bench/results/tls.md). Here the
 ``SSLObject`` sits between two ``ssl.MemoryBIO``\\ s, as in asyncio's transports, and the
 caller moves the bytes: :meth:`MemoryTlsStream.feed`
 decrypts what a read took from the socket (so a :class:`~._readhub.ReadHub` can read TLS
