@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trustme
 from hypothesis import HealthCheck, settings
 
 from telcoflow_trio._config import SessionManagerConfig
@@ -75,3 +76,9 @@ def _secrets_stay_out_of_logs() -> Iterator[None]:
         leaks = SECRET_WATCH.leaks()
         if leaks:
             pytest.fail("secret material leaked:\n" + "\n".join(leaks), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority for the TLS tests of a module (servers' certificates, trust)."""
+    return trustme.CA()

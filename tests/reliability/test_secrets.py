@@ -47,11 +47,6 @@ def test_the_scan_catches_key_material_in_an_exception_message() -> None:
     assert leaks and "private key" in leaks[0]
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def server_context(ca: trustme.CA, hostname: str = "127.0.0.1") -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(hostname).configure_cert(ctx)

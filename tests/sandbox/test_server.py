@@ -103,11 +103,6 @@ async def test_given_credentials_are_used() -> None:
 # ── TLS ─────────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def server_context(ca: trustme.CA) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

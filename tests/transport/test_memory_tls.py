@@ -24,11 +24,6 @@ from .test_readhub import running_hub
 Behaviour = Callable[[trio.SSLStream[trio.SocketStream]], Awaitable[None]]
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def _server_context(ca: trustme.CA, host: str = "127.0.0.1") -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(host).configure_cert(ctx)
