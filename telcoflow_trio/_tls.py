@@ -145,6 +145,23 @@ class MemoryTlsStream(EagerStream):
         plain = parts[0] if len(parts) == 1 else b"".join(parts)
         return plain, self._eof
 
+    def _read_now(self, max_bytes: int) -> bytes | None:
+        """Plaintext already whole (``b""``: the end), or None if more must be read."""
+        if self._eof:
+            return b""
+        try:
+            data = self._object.read(max_bytes)
+        except ssl.SSLWantReadError:
+            return None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            self._eof = True
+            return b""
+        except ssl.SSLError as exc:
+            raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
+        # Empty: the peer's close_notify (no data yet raises SSLWantReadError).
+        self._eof = not data
+        return data
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Up to ``max_bytes`` bytes of plaintext once some are whole; ``b""`` at the end."""
         if self._receiving:
@@ -157,32 +174,25 @@ class MemoryTlsStream(EagerStream):
             raise ValueError("max_bytes must be >= 1")
         self._receiving = True
         try:
-            checkpointed = False
-            data = b""
-            while not self._eof:
-                try:
-                    data = self._object.read(max_bytes)
-                    # Empty: the peer's close_notify (no data yet raises SSLWantReadError).
-                    self._eof = not data
-                    break
-                except ssl.SSLWantReadError:
-                    raw = await self._raw.receive_some(_READ_SIZE)
-                    checkpointed = True
-                    if raw:
-                        self._incoming.write(raw)
-                    else:
-                        self._incoming.write_eof()
-                    if self._outgoing.pending:
-                        self._backlog += self._outgoing.read()
-                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                    self._eof = True
-                except ssl.SSLError as exc:
-                    if not checkpointed:
-                        await trio.lowlevel.checkpoint()
-                    raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
-            if not checkpointed:
+            try:
+                data = self._read_now(max_bytes)
+            except trio.BrokenResourceError:
                 await trio.lowlevel.checkpoint()
-            return data
+                raise
+            if data is not None:
+                await trio.lowlevel.checkpoint()
+                return data
+            while True:
+                raw = await self._raw.receive_some(_READ_SIZE)
+                if raw:
+                    self._incoming.write(raw)
+                else:
+                    self._incoming.write_eof()  # the next read says how it ended
+                if self._outgoing.pending:
+                    self._backlog += self._outgoing.read()
+                data = self._read_now(max_bytes)
+                if data is not None:
+                    return data
         finally:
             self._receiving = False
 
@@ -211,7 +221,7 @@ class MemoryTlsStream(EagerStream):
             self._backlog = backlog[sent:] if sent < len(backlog) else b""
         return len(data)
 
-    async def _send_backlog(self) -> None:
+    async def _send_backlog(self) -> None:  # noqa: ASYNC910 (private; a write that happens is its checkpoint)
         if self._outgoing.pending:
             self._backlog += self._outgoing.read()
         backlog, self._backlog = self._backlog, b""

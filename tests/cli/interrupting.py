@@ -59,6 +59,13 @@ class Running:
         return Ended(self.proc.returncode, out.decode(), err.decode())
 
 
+def _hear_ctrl_c() -> None:
+    """In the child: SIGINT as a terminal's Ctrl+C finds it. A test run started in the
+    background by a shell without job control inherits SIGINT ignored, and Python then
+    installs no KeyboardInterrupt for it: the program would never hear the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def running(args: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[Running]:
     """``python ARGS`` in the repository root, killed on the way out if still running.
@@ -73,6 +80,7 @@ def running(args: Sequence[str], env: Mapping[str, str] | None = None) -> Iterat
         stderr=subprocess.PIPE,
         cwd=ROOT,
         env={**inherited, **(env or {})},
+        preexec_fn=_hear_ctrl_c,
     )
     try:
         yield Running(proc)
