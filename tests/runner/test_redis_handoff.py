@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -360,8 +361,16 @@ async def test_failing_documents_are_dropped_and_their_token_never_logged(
         with pytest.raises(ValueError, match="not a call hand-off document") as exc_info:
             tf.Call.from_json(json.dumps(document))
         assert TOKEN not in str(exc_info.value)
-    warnings = [r for r in caplog.records if r.name.startswith(HANDOFF_LOGGER)]
-    assert sum(r.levelno == logging.WARNING for r in warnings) == 5, warnings
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith(HANDOFF_LOGGER) and r.levelno == logging.WARNING
+    ]
+    # One warning for each of the five entries. A voice attempt slower than reclaim_idle
+    # (a slow machine) is reclaimed and tried again: at least once, so its entry may warn twice.
+    found = [re.search(r"entry (\S+) of", text) for text in warned]
+    assert all(found), warned  # every warning names its entry
+    assert len({m.group(1) for m in found if m}) == 5, warned
     assert_token_absent(caplog)
 
 
